@@ -1,0 +1,143 @@
+"""The default game's commands, in Evennia's conventions."""
+
+from __future__ import annotations
+
+from server.accounts import AccountError
+from server.api import Context, command
+
+CONNECTION_SCREEN = """\
+|b==============================================================|n
+ Welcome to |g{name}|n, powered by Hearth.
+
+ If you have an existing account, connect to it by typing:
+      |wconnect <username> <password>|n
+ If you need to create an account, type (without the <>'s):
+      |wcreate <username> <password>|n
+
+ Enter |whelp|n for more info. |wlook|n will re-show this screen.
+|b==============================================================|n"""
+
+ROOM = "Hearth Hall"
+ROOM_DESC = "A long hall with a fire that never goes out. Travellers gather to talk here."
+
+
+def connection_screen(ctx_name: str) -> str:
+    return CONNECTION_SCREEN.format(name=ctx_name)
+
+
+@command("create", logged_in=False, help="create NAME PASSWORD - make a new account.")
+async def create(ctx: Context) -> None:
+    name, password = _name_password(ctx)
+    if not name:
+        ctx.session.msg("Usage: create <username> <password>")
+        return
+    try:
+        account = await ctx.game.accounts.create(name, password)
+    except AccountError as exc:
+        ctx.session.msg(f"|r{exc}|n")
+        return
+    ctx.session.msg(f"A new account '{account.name}' was created. Welcome!")
+    await _enter(ctx, account.uid, account.name)
+
+
+@command("connect", aliases=["conn", "con"], logged_in=False,
+         help="connect NAME PASSWORD - log in to your account.")
+async def connect(ctx: Context) -> None:
+    name, password = _name_password(ctx)
+    if not name:
+        ctx.session.msg("Usage: connect <username> <password>")
+        return
+    try:
+        account = await ctx.game.accounts.authenticate(name, password)
+    except AccountError as exc:
+        ctx.session.msg(f"|r{exc}|n")
+        return
+    await _enter(ctx, account.uid, account.name)
+
+
+def _name_password(ctx: Context) -> tuple[str, str]:
+    parts = ctx.args.split(None, 1)
+    if len(parts) != 2:
+        return "", ""
+    return parts[0], parts[1].strip()
+
+
+async def _enter(ctx: Context, uid: int, name: str) -> None:
+    if not ctx.session.logged_in:
+        await ctx.game.login(ctx.session, uid, name)
+        for other in ctx.game.logged_in():
+            if other is not ctx.session:
+                other.msg(f"{name} has entered the hall.")
+        look(ctx)
+
+
+@command("look", aliases=["l"], logged_in=None, help="look - describe where you are.")
+def look(ctx: Context) -> None:
+    if not ctx.session.logged_in:
+        ctx.session.msg(connection_screen(ctx.game.name))
+        return
+    here = sorted(s.uname or "?" for s in ctx.game.logged_in() if s is not ctx.session)
+    others = ", ".join(here) if here else "nobody else"
+    ctx.session.msg(f"|c{ROOM}|n\n{ROOM_DESC}\nHere: {others}.")
+
+
+@command("say", aliases=["'", '"'], help="say TEXT - say something to everyone in the hall.")
+def say(ctx: Context) -> None:
+    if not ctx.args:
+        ctx.session.msg("Say what?")
+        return
+    ctx.session.msg(f'You say, "{ctx.args}"')
+    for other in ctx.game.logged_in():
+        if other is not ctx.session:
+            other.msg(f'{ctx.session.uname} says, "{ctx.args}"')
+
+
+@command("who", help="who - list the players who are online.")
+def who(ctx: Context) -> None:
+    players = sorted(s.uname or "?" for s in ctx.game.logged_in())
+    ctx.session.msg(f"Players online ({len(players)}): " + ", ".join(players))
+
+
+@command("ping", logged_in=None, help="ping [TEXT] - the game answers pong TEXT at once.")
+def ping(ctx: Context) -> None:
+    ctx.session.msg(f"pong {ctx.args}".rstrip())
+
+
+@command("help", aliases=["?"], logged_in=None, help="help [COMMAND] - list commands or explain one.")
+def help_(ctx: Context) -> None:
+    available = [c for c in ctx.game.commands()
+                 if c.logged_in in (None, ctx.session.logged_in)
+                 and (not c.admin or ctx.session.uid == 1)]
+    if ctx.args:
+        for cmd in available:
+            if ctx.args.lower() in (cmd.key, *cmd.aliases):
+                ctx.session.msg(cmd.help or f"{cmd.key}: no help written.")
+                return
+        ctx.session.msg(f"No help found for '{ctx.args}'.")
+        return
+    names = ", ".join(c.key for c in available)
+    ctx.session.msg(f"Commands: {names}\nType |whelp COMMAND|n for more.")
+
+
+@command("quit", aliases=["@quit", "exit"], logged_in=None, help="quit - leave the game.")
+def quit_(ctx: Context) -> None:
+    name = ctx.session.uname
+    ctx.session.disconnect("Goodbye! Come back soon.")
+    if name:
+        for other in ctx.game.logged_in():
+            other.msg(f"{name} has left the hall.")
+
+
+def _admin_request(action: str, notice: str) -> None:
+    def run(ctx: Context) -> None:
+        ctx.game.broadcast(notice)
+        ctx.game.request(action, ctx.session)
+
+    command(action, admin=True,
+            help=f"{action} - (admin) ask the supervisor to {action} the game.")(run)
+
+
+_admin_request("reload", "|yThe game is reloading its code...|n")
+_admin_request("reset", "|yThe game is resetting...|n")
+_admin_request("reboot", "|rThe game is rebooting; you will be disconnected.|n")
+_admin_request("shutdown", "|rThe game is shutting down!|n")

@@ -1,0 +1,78 @@
+"""What every child process (portal, server) does the same way at start.
+
+The supervisor passes a child everything it needs in environment variables; `ChildEnv`
+reads them back. A child dies with its supervisor: the kernel sends it SIGTERM when the
+parent goes (PR_SET_PDEATHSIG), and it also exits when its control link closes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import faulthandler
+import logging
+import os
+import signal
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+import uvloop
+
+T = TypeVar("T")
+PR_SET_PDEATHSIG = 1
+LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s"
+LOG_DATEFMT = "%Y-%m-%d %H:%M:%S"
+
+
+class ChildEnv(msgspec.Struct, frozen=True, kw_only=True):
+    game_dir: Path
+    secret: str
+    control_socket: Path
+    portal_socket: Path
+    state_dir: Path
+    parent_pid: int
+    mode: str = "start"  # server: "start", "reload", "reset", "crash"
+    standby: bool = False
+
+    def to_environ(self) -> dict[str, str]:
+        return {"HEARTH_CHILD": msgspec.json.encode(self, enc_hook=str).decode()}
+
+    @classmethod
+    def from_environ(cls) -> ChildEnv:
+        raw = os.environ.get("HEARTH_CHILD")
+        if not raw:
+            raise SystemExit("this process is started by the Hearth supervisor (run.py start)")
+        return msgspec.json.decode(raw, type=cls, dec_hook=_decode_path)
+
+
+def _decode_path(kind: type, value: Any) -> Any:
+    if kind is Path:
+        return Path(value)
+    raise NotImplementedError(kind)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Ask the kernel for SIGTERM when our parent exits; exit now if it already has."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: the control link closing still ends us
+    if os.getppid() != parent_pid:
+        raise SystemExit("supervisor is gone")
+
+
+def setup_child() -> None:
+    """Logging to stderr (the supervisor captures it) and stack dumps on SIGUSR1."""
+    logging.basicConfig(
+        level=logging.INFO, format=LOG_FORMAT, datefmt=LOG_DATEFMT, stream=sys.stderr
+    )
+    faulthandler.enable()
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """Run `main` on uvloop."""
+    return uvloop.run(main)

@@ -1,0 +1,118 @@
+"""Sans-I/O framing: bytes in, frames out; frames in, bytes out.
+
+Each frame on the wire is a 4-byte big-endian length followed by that many bytes of
+MessagePack. `FrameDecoder.receive_data(bytes)` then `frames_received()` gives the decoded
+frames; nothing here touches a socket or raises on hostile bytes. A frame whose body does
+not decode as the expected union is reported in `errors` and skipped (the length prefix
+keeps the stream in step); a length over the limit makes the stream unusable (`fatal`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from ipc.frames import DataIn, DataOut, Frame, OutputItem
+
+DEFAULT_MAX_FRAME = 1 << 20  # 1 MiB
+PREFIX = 4
+
+F = TypeVar("F")
+
+
+class FrameTooLarge(ValueError):
+    """An outgoing frame does not fit under the size limit, even split."""
+
+
+class FrameDecoder(Generic[F]):
+    """Turns a byte stream into frames of the union type `frame_type`."""
+
+    def __init__(self, frame_type: Any, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self._decoder: msgspec.msgpack.Decoder[F] = msgspec.msgpack.Decoder(frame_type)
+        self._max_frame = max_frame
+        self._buffer = bytearray()
+        self._frames: list[F] = []
+        self.errors: list[str] = []
+        self.fatal: str | None = None
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes from the wire; then read `frames_received()` and `errors`."""
+        if self.fatal is not None:
+            return
+        buf = self._buffer
+        buf += data
+        pos = 0
+        end = len(buf)
+        while end - pos >= PREFIX:
+            size = int.from_bytes(buf[pos : pos + PREFIX], "big")
+            if size > self._max_frame:
+                self.fatal = f"frame of {size} bytes is over the limit of {self._max_frame}"
+                buf.clear()
+                return
+            if end - pos - PREFIX < size:
+                break
+            body = memoryview(buf)[pos + PREFIX : pos + PREFIX + size]
+            try:
+                self._frames.append(self._decoder.decode(body))
+            except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+                self.errors.append(f"malformed frame skipped: {exc}")
+            finally:
+                body.release()
+            pos += PREFIX + size
+        if pos:
+            del buf[:pos]
+
+    def frames_received(self) -> list[F]:
+        """Drain the frames decoded so far."""
+        frames, self._frames = self._frames, []
+        return frames
+
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+
+class FrameEncoder:
+    """Appends length-prefixed frames to a caller's buffer, splitting what is too large."""
+
+    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self._encoder = msgspec.msgpack.Encoder()
+        self._max_frame = max_frame
+
+    def encode(self, frame: Frame) -> bytes:
+        buf = bytearray()
+        self.encode_into(frame, buf)
+        return bytes(buf)
+
+    def encode_into(self, frame: Frame, buf: bytearray) -> None:
+        """Append `frame` (split into several when over the limit) to `buf`."""
+        start = len(buf)
+        self._encoder.encode_into(frame, buf, start + PREFIX)
+        size = len(buf) - start - PREFIX
+        if size <= self._max_frame:
+            buf[start : start + PREFIX] = size.to_bytes(PREFIX, "big")
+            return
+        del buf[start:]
+        for part in split_frame(frame):
+            self.encode_into(part, buf)
+
+
+def split_frame(frame: Frame) -> list[Frame]:
+    """Halve a batch frame, or cut a single long text output in two."""
+    if isinstance(frame, DataOut | DataIn) and len(frame.items) > 1:
+        half = len(frame.items) // 2
+        kind = type(frame)
+        return [kind(items=frame.items[:half]), kind(items=frame.items[half:])]  # type: ignore[arg-type]
+    if isinstance(frame, DataOut) and frame.items and _long_text(frame.items[0]):
+        item = frame.items[0]
+        text: str = item.args[0]
+        half = len(text) // 2
+        return [
+            DataOut(items=[OutputItem(item.sessid, item.cmdname, [text[:half]], item.kwargs)]),
+            DataOut(items=[OutputItem(item.sessid, item.cmdname, [text[half:]], item.kwargs)]),
+        ]
+    raise FrameTooLarge(f"{type(frame).__name__} frame is over the size limit and cannot be split")
+
+
+def _long_text(item: OutputItem) -> bool:
+    return len(item.args) == 1 and isinstance(item.args[0], str) and len(item.args[0]) > 1

@@ -1,0 +1,309 @@
+"""Every frame that crosses a Hearth socket, declared once.
+
+Two links use these frames:
+
+- the **game link** between the portal and a server (Evennia's AMP operation codes);
+- the **control link** between the supervisor and everyone who talks to it: the CLI and
+  the two children.
+
+Every frame is a frozen, tagged msgspec Struct. New fields always get defaults, because a
+freshly started server may meet a portal that has run for weeks (msgspec's schema
+evolution rules). A connection opens with `Hello`; the answer is `Welcome` or `Refused`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+PROTOCOL_VERSION = 1
+
+
+class Frame(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Base of every frame; the tag is the class name."""
+
+
+class SessionData(msgspec.Struct, kw_only=True):
+    """The synced fields of one session (Evennia's SESSION_SYNC_ATTRS)."""
+
+    sessid: int
+    protocol_key: str
+    address: str
+    csessid: str | None = None
+    uid: int | None = None
+    uname: str | None = None
+    logged_in: bool = False
+    conn_time: float = 0.0
+    cmd_last: float = 0.0
+    cmd_last_visible: float = 0.0
+    cmd_total: int = 0
+    protocol_flags: dict[str, Any] = msgspec.field(default_factory=dict)
+    server_data: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- handshake (both links)
+
+
+class Hello(Frame):
+    """First frame of every connection: who is calling and with which secret."""
+
+    role: str  # "server", "portal", "cli"
+    pid: int
+    version: int = PROTOCOL_VERSION
+    secret: str = ""
+    standby: bool = False  # a server started for a hand-over (reload / reset)
+
+
+class Welcome(Frame):
+    run_id: str = ""
+    version: int = PROTOCOL_VERSION
+
+
+class Refused(Frame):
+    reason: str
+
+
+class Heartbeat(Frame):
+    sent: float
+
+
+# ---------------------------------------------------------------- game link: portal -> server
+
+
+class PConn(Frame):
+    """A session opened (Evennia PCONN)."""
+
+    session: SessionData
+
+
+class PConnSync(Frame):
+    """A session's negotiated flags changed (Evennia PCONNSYNC)."""
+
+    sessid: int
+    protocol_flags: dict[str, Any]
+
+
+class PDisconn(Frame):
+    """A client went away (Evennia PDISCONN)."""
+
+    sessid: int
+    reason: str = ""
+
+
+class PSync(Frame):
+    """The portal's answer to a server's hello: every session, and why the server starts.
+
+    `mode` is "start" (cold boot), "reload", "reset" or "crash" (the previous server died).
+    """
+
+    mode: str
+    run_id: str
+    sessions: list[SessionData]
+
+
+class InputItem(msgspec.Struct, array_like=True):
+    """One line or command a player sent; `seq` is unique within a portal run."""
+
+    seq: int
+    sessid: int
+    cmdname: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+
+
+class DataIn(Frame):
+    items: list[InputItem]
+
+
+class StopServer(Frame):
+    """The portal asks its attached server to stop: "reload", "reset" or "shutdown"."""
+
+    mode: str
+
+
+# ---------------------------------------------------------------- game link: server -> portal
+
+
+class SyncDone(Frame):
+    """The server rebuilt its sessions from PSync and takes input from now on."""
+
+
+class SLogin(Frame):
+    sessid: int
+    uid: int
+    uname: str
+
+
+class SSync(Frame):
+    """Session data changed on the server (Evennia SSYNC); fields replace the portal's copy."""
+
+    sessions: list[SessionData]
+
+
+class SDisconn(Frame):
+    sessid: int
+    reason: str = ""
+
+
+class SDisconnAll(Frame):
+    reason: str = ""
+
+
+class OutputItem(msgspec.Struct, array_like=True):
+    sessid: int
+    cmdname: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+
+
+class DataOut(Frame):
+    items: list[OutputItem]
+
+
+class Ack(Frame):
+    """Inputs the server has finished with; sent after the output they caused."""
+
+    seqs: list[int]
+
+
+class ServerStopped(Frame):
+    """The server ran its stop hooks, pushed its final SSync, and is about to exit."""
+
+    mode: str
+
+
+class AdminRequest(Frame):
+    """An admin in the game asked for "reload", "reset", "reboot" or "shutdown"."""
+
+    action: str
+    sessid: int = 0
+
+
+GameFrame = (
+    Hello
+    | Welcome
+    | Refused
+    | Heartbeat
+    | PConn
+    | PConnSync
+    | PDisconn
+    | PSync
+    | DataIn
+    | StopServer
+    | SyncDone
+    | SLogin
+    | SSync
+    | SDisconn
+    | SDisconnAll
+    | DataOut
+    | Ack
+    | ServerStopped
+    | AdminRequest
+)
+
+
+# ---------------------------------------------------------------- control link
+
+
+class Command(Frame):
+    """CLI -> supervisor: one of start's follow-ups: stop, reload, reset, reboot, status."""
+
+    name: str
+    args: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class Reply(Frame):
+    ok: bool
+    message: str = ""
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class Progress(Frame):
+    """A step the supervisor reports to a waiting CLI before the final Reply."""
+
+    message: str
+
+
+class Ready(Frame):
+    """child -> supervisor: the child is ready (portal listening; server attached or standby)."""
+
+    info: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class StartFailed(Frame):
+    """child -> supervisor: the child could not start; `message` is its traceback."""
+
+    message: str
+
+
+class ChildStatus(Frame):
+    """child -> supervisor, on change: figures the status command shows."""
+
+    info: dict[str, Any]
+
+
+class Handover(Frame):
+    """supervisor -> portal: stop the attached server with `mode` and attach the standby."""
+
+    mode: str
+    standby_pid: int
+
+
+class HandoverResult(Frame):
+    """portal -> supervisor: how a hand-over ended."""
+
+    ok: bool
+    message: str = ""
+
+
+class ServerLost(Frame):
+    """supervisor -> portal: the server process ended; `reason` is "crash", "hang" or "fatal".
+
+    `poison_seq` names the input the server was running when it hung, so it is not
+    replayed into the next server (0 when unknown).
+    """
+
+    pid: int
+    reason: str
+    message: str = ""
+    poison_seq: int = 0
+
+
+class PortalRequest(Frame):
+    """portal -> supervisor: an admin's in-game request ("reload", "reset", "reboot", ...)."""
+
+    action: str
+
+
+class Shutdown(Frame):
+    """supervisor -> child: stop cleanly (players are told `reason`)."""
+
+    reason: str = ""
+
+
+class Announce(Frame):
+    """supervisor -> portal: tell players something (to one session, or all when 0)."""
+
+    text: str
+    sessid: int = 0
+
+
+ControlFrame = (
+    Hello
+    | Welcome
+    | Refused
+    | Heartbeat
+    | Command
+    | Reply
+    | Progress
+    | Ready
+    | StartFailed
+    | ChildStatus
+    | Handover
+    | HandoverResult
+    | ServerLost
+    | PortalRequest
+    | Shutdown
+    | Announce
+)

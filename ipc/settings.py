@@ -1,0 +1,151 @@
+"""A game's `settings.toml`, decoded into one small Struct per component.
+
+This module sits in `ipc` because it is a contract between processes, like the frames:
+the supervisor validates the file before it starts anything, and each child decodes the
+same file and reads only its own section. A wrong key or value is a `SettingsError` whose
+message names the key (msgspec's error path, e.g. `$.portal.telnet_port`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import tomllib
+from pathlib import Path
+
+import msgspec
+
+SETTINGS_FILE = "settings.toml"
+RUNTIME_DIR = ".hearth"
+# sun_path is 108 bytes on Linux, including the terminating NUL.
+MAX_SOCKET_PATH = 107
+
+
+class SettingsError(ValueError):
+    """settings.toml is missing, is not TOML, or has a wrong key or value."""
+
+
+class GameSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: str = "Hearth"
+
+
+class PortalSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    interface: str = "127.0.0.1"
+    telnet_port: int = 4000  # 0: any free port (status shows which)
+    telnet_ssl_port: int | None = None  # None: telnet over TLS is off; 0: any free port
+    max_line: int = 4096
+    negotiation_timeout: float = 1.0
+    # Input held while no server is attached (or sent to it and not yet answered).
+    input_buffer_per_session: int = 1000
+    input_buffer_total: int = 200_000
+    # Inputs sent to the server and not yet acknowledged; beyond it input waits in the portal.
+    inflight_window: int = 4096
+    handover_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        for key in ("telnet_port", "telnet_ssl_port"):
+            port = getattr(self, key)
+            if port is not None and not 0 <= port <= 65535:
+                raise ValueError(f"`{key}` must be a port number (0-65535), not {port}")
+        if self.input_buffer_per_session < 1 or self.input_buffer_total < 1:
+            raise ValueError("input buffer limits must be at least 1")
+
+
+class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # How long a stopping server waits for running commands before it stops anyway.
+    stop_grace: float = 5.0
+    login_workers: int = 2
+
+
+class SupervisorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    start_timeout: float = 30.0
+    stop_timeout: float = 10.0
+    reload_timeout: float = 30.0
+    heartbeat_interval: float = 1.0
+    hang_timeout: float = 10.0
+    crash_loop_limit: int = 5  # 0: never give up
+    backoff_max: float = 30.0
+    log_max_bytes: int = 10 * 1024 * 1024
+    log_backups: int = 5
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    game: GameSettings = msgspec.field(default_factory=GameSettings)
+    portal: PortalSettings = msgspec.field(default_factory=PortalSettings)
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    supervisor: SupervisorSettings = msgspec.field(default_factory=SupervisorSettings)
+
+
+def load_settings(game_dir: Path) -> Settings:
+    """Decode `game_dir/settings.toml`; raise SettingsError naming the bad key."""
+    path = game_dir / SETTINGS_FILE
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(f"{path} does not exist (is {game_dir} a game directory?)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path} is not valid TOML: {exc}") from None
+    try:
+        return msgspec.convert(raw, Settings)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"{path}: {_name_key(str(exc))}") from None
+
+
+def _name_key(message: str) -> str:
+    """Turn msgspec's `... - at `$.portal.port`` into a message about key `portal.port`."""
+    text, sep, where = message.rpartition(" - at `$.")
+    if not sep:
+        return message
+    return f"setting `{where.rstrip('`')}`: {text}"
+
+
+class RuntimePaths(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a game's runtime state lives (private folder, mode 0700)."""
+
+    state: Path  # pid file, logs, database, keys
+    sockets: Path  # control and ipc sockets (short fallback when paths are too long)
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state / "supervisor.pid"
+
+    @property
+    def logs(self) -> Path:
+        return self.state / "logs"
+
+    @property
+    def control_socket(self) -> Path:
+        return self.sockets / "supervisor.sock"
+
+    @property
+    def portal_socket(self) -> Path:
+        return self.sockets / "portal.sock"
+
+    @property
+    def database(self) -> Path:
+        return self.state / "game.db"
+
+    @property
+    def keys(self) -> Path:
+        return self.state / "keys"
+
+
+def runtime_paths(game_dir: Path) -> RuntimePaths:
+    """The runtime folders of a game directory (not created here)."""
+    state = game_dir.resolve() / RUNTIME_DIR
+    sockets = state
+    if len(str(state / "supervisor.sock")) > MAX_SOCKET_PATH:
+        digest = hashlib.sha256(str(state).encode()).hexdigest()[:16]
+        base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+        sockets = Path(base) / f"hearth-{os.getuid()}" / digest
+    return RuntimePaths(state=state, sockets=sockets)
+
+
+def make_private_dirs(paths: RuntimePaths) -> None:
+    """Create the runtime folders with mode 0700 (and fix the mode if they exist)."""
+    for folder in (paths.state, paths.logs, paths.keys, paths.sockets):
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        folder.chmod(0o700)
+    if paths.sockets != paths.state:
+        paths.sockets.parent.chmod(0o700)

@@ -1,0 +1,3 @@
+from portal.main import main
+
+main()

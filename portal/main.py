@@ -1,0 +1,203 @@
+"""The portal process: holds every player's socket; servers dial in on the ipc socket."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+from ipc.child import ChildEnv, die_with_parent, run, setup_child
+from ipc.connection import FrameConnection, check_hello, connect_unix
+from ipc.frames import (
+    Announce,
+    ChildStatus,
+    Command,
+    ControlFrame,
+    GameFrame,
+    Handover,
+    HandoverResult,
+    Hello,
+    PortalRequest,
+    Ready,
+    Refused,
+    ServerLost,
+    Shutdown,
+)
+from ipc.settings import Settings, load_settings
+from portal.sessions import MSG_DOWN, PortalSessionHandler
+from portal.telnet_session import TelnetSession
+
+log = logging.getLogger("portal")
+
+GOODBYE = "The game is shutting down. Goodbye!"
+
+
+class PortalProcess:
+    def __init__(self, env: ChildEnv, settings: Settings) -> None:
+        self.env = env
+        self.settings = settings
+        self.started = time.time()
+        self.control: FrameConnection | None = None
+        self.handler = PortalSessionHandler(
+            settings.portal, env.secret, self.on_request, self.on_handover
+        )
+        self.ports: dict[str, int] = {}
+        self.listeners: list[asyncio.AbstractServer] = []
+        self.done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    async def main(self) -> int:
+        env = self.env
+        self.control = await connect_unix(
+            str(env.control_socket), ControlFrame, self.on_control, self.on_control_closed,
+            name="portal-control", heartbeat=self.settings.supervisor.heartbeat_interval,
+        )
+        self.control.send(Hello(role="portal", pid=os.getpid(), secret=env.secret))
+        await self.listen_ipc()
+        await self.listen_telnet()
+        self.control.send(Ready(info={"ports": self.ports, "run_id": self.handler.run_id}))
+        log.info("portal ready: %s", self.ports)
+        return await self.done
+
+    # ------------------------------------------------------------ listeners
+
+    async def listen_ipc(self) -> None:
+        path = self.env.portal_socket
+        path.unlink(missing_ok=True)
+        loop = asyncio.get_running_loop()
+        server = await loop.create_unix_server(self.ipc_connection, str(path))
+        path.chmod(0o600)
+        self.listeners.append(server)
+
+    def ipc_connection(self) -> FrameConnection:
+        return FrameConnection(GameFrame, self.on_ipc_frame, self.on_ipc_closed,
+                               name="portal-ipc")
+
+    async def listen_telnet(self) -> None:
+        portal = self.settings.portal
+        loop = asyncio.get_running_loop()
+
+        def factory() -> TelnetSession:
+            return TelnetSession(self.handler, "telnet", self.mssp, portal.negotiation_timeout)
+
+        server = await loop.create_server(factory, portal.interface, portal.telnet_port)
+        self.listeners.append(server)
+        self.ports["telnet"] = server.sockets[0].getsockname()[1]
+
+    def mssp(self) -> dict[str, str]:
+        return {
+            "NAME": self.settings.game.name,
+            "PLAYERS": str(sum(1 for s in self.handler.sessions.values() if s.logged_in)),
+            "UPTIME": str(int(self.started)),
+            "PORT": str(self.ports.get("telnet", 0)),
+            "CODEBASE": "Hearth",
+        }
+
+    # ------------------------------------------------------------ ipc (servers)
+
+    def on_ipc_frame(self, conn: FrameConnection, frame: Any) -> None:
+        if conn.state.get("role") == "server":
+            self.handler.server_frame(conn, frame)
+            return
+        reason = "first frame is not a hello"
+        if isinstance(frame, Hello):
+            reason = check_hello(frame, secret=self.env.secret, roles=("server",)) or ""
+        if reason:
+            log.warning("refused ipc connection from pid %d: %s", conn.peer_pid, reason)
+            conn.send(Refused(reason=reason))
+            conn.close(f"refused: {reason}")
+            return
+        assert isinstance(frame, Hello)
+        self.handler.server_connected(conn, frame)
+
+    def on_ipc_closed(self, conn: FrameConnection, reason: str) -> None:
+        if conn.state.get("role") == "server":
+            self.handler.server_closed(conn, reason)
+
+    # ------------------------------------------------------------ control (supervisor)
+
+    def on_control(self, conn: FrameConnection, frame: Any) -> None:
+        match frame:
+            case Handover(mode=mode, standby_pid=pid):
+                self.handler.handover(mode, pid)
+            case ServerLost(reason=reason, poison_seq=seq, message=message):
+                self.server_lost(reason, seq, message)
+            case Command(name="status"):
+                conn.send(ChildStatus(info=self.status()))
+            case Announce(text=text, sessid=sessid):
+                self.announce(text, sessid)
+            case Shutdown(reason=reason):
+                asyncio.ensure_future(self.shutdown(reason or GOODBYE))
+            case Refused(reason=reason):
+                log.error("supervisor refused the portal: %s", reason)
+                self.finish(4)
+            case _:
+                pass
+
+    def on_control_closed(self, conn: FrameConnection, reason: str) -> None:
+        if not self.done.done():
+            log.error("supervisor link lost (%s); shutting down", reason)
+            asyncio.ensure_future(self.shutdown(GOODBYE))
+
+    def server_lost(self, reason: str, poison_seq: int, message: str) -> None:
+        if poison_seq:
+            self.handler.drop_input(poison_seq, "made the game hang")
+        if reason == "fatal":
+            self.announce(MSG_DOWN, 0)
+
+    def announce(self, text: str, sessid: int) -> None:
+        sessions = self.handler.sessions
+        targets = [sessions[sessid]] if sessid in sessions else list(sessions.values())
+        for session in targets:
+            session.send_text(text)
+
+    def on_request(self, action: str) -> None:
+        if self.control is not None:
+            self.control.send(PortalRequest(action=action))
+
+    def on_handover(self, ok: bool, message: str) -> None:
+        log.info("hand-over %s: %s", "done" if ok else "failed", message)
+        if self.control is not None:
+            self.control.send(HandoverResult(ok=ok, message=message), urgent=True)
+
+    def status(self) -> dict[str, Any]:
+        return {"ports": self.ports, **self.handler.status()}
+
+    # ------------------------------------------------------------ stopping
+
+    async def shutdown(self, reason: str) -> None:
+        handler = self.handler
+        if handler.shutting_down:
+            return
+        handler.shutting_down = True
+        for listener in self.listeners:
+            listener.close()
+        await handler.stop_server("shutdown", self.settings.supervisor.stop_timeout / 2)
+        for session in list(handler.sessions.values()):
+            session.disconnect(reason)
+        self.env.portal_socket.unlink(missing_ok=True)
+        await asyncio.sleep(0.05)  # let the transports write the goodbye before exit
+        self.finish(0)
+
+    def finish(self, code: int) -> None:
+        if not self.done.done():
+            self.done.set_result(code)
+
+
+async def amain() -> int:
+    env = ChildEnv.from_environ()
+    settings = load_settings(env.game_dir)
+    return await PortalProcess(env, settings).main()
+
+
+def main() -> None:
+    env = ChildEnv.from_environ()
+    die_with_parent(env.parent_pid)
+    setup_child()
+    sys.exit(run(amain()))
+
+
+if __name__ == "__main__":
+    main()

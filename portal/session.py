@@ -1,0 +1,120 @@
+"""The portal side of a player's connection, with Evennia's session API.
+
+Each wire protocol subclasses `PortalSession` and implements `send_text`, `send_prompt`,
+`send_default` (out-of-band commands), `disconnect`, and `pause_input`/`resume_input`.
+The portal keeps the authoritative copy of every synced field; the server's copy is
+rebuilt from it on every attach.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from ipc.frames import SessionData
+
+if TYPE_CHECKING:
+    from portal.sessions import PortalSessionHandler
+
+
+class PortalSession:
+    protocol_key = "base"
+
+    def __init__(self) -> None:
+        self.sessid = 0
+        self.address = ""
+        self.csessid: str | None = None
+        self.uid: int | None = None
+        self.uname: str | None = None
+        self.logged_in = False
+        self.conn_time = 0.0
+        self.cmd_last = 0.0
+        self.cmd_last_visible = 0.0
+        self.cmd_total = 0
+        self.protocol_flags: dict[str, Any] = {}
+        self.server_data: dict[str, Any] = {}
+        self.sessionhandler: PortalSessionHandler | None = None
+        self.announced = False  # the attached server knows this session (PConn or PSync)
+        self.told_waiting = False  # told "the game is restarting" in this gap
+        self.told_full = False
+
+    # ------------------------------------------------------------ Evennia's session API
+
+    def init_session(
+        self, protocol_key: str, address: str, sessionhandler: PortalSessionHandler
+    ) -> None:
+        self.protocol_key = protocol_key
+        self.address = address
+        self.sessionhandler = sessionhandler
+        self.conn_time = self.cmd_last = self.cmd_last_visible = time.time()
+
+    def get_sync_data(self) -> SessionData:
+        return SessionData(
+            sessid=self.sessid,
+            protocol_key=self.protocol_key,
+            address=self.address,
+            csessid=self.csessid,
+            uid=self.uid,
+            uname=self.uname,
+            logged_in=self.logged_in,
+            conn_time=self.conn_time,
+            cmd_last=self.cmd_last,
+            cmd_last_visible=self.cmd_last_visible,
+            cmd_total=self.cmd_total,
+            protocol_flags=self.protocol_flags,
+            server_data=self.server_data,
+        )
+
+    def load_sync_data(self, data: SessionData) -> None:
+        """Take the server's changes. The portal counts commands itself (at each ack),
+        so `cmd_total` and the `cmd_last*` times are not taken from the server."""
+        self.uid = data.uid
+        self.uname = data.uname
+        self.logged_in = data.logged_in
+        self.conn_time = data.conn_time
+        self.protocol_flags.update(data.protocol_flags)
+        self.server_data = data.server_data
+
+    def at_sync(self) -> None:
+        """Called after the server's data was loaded."""
+
+    def data_in(self, cmdname: str, args: list[Any], kwargs: dict[str, Any]) -> None:
+        if self.sessionhandler is not None:
+            self.sessionhandler.data_in(self, cmdname, args, kwargs)
+
+    def data_out(self, **kwargs: Any) -> None:
+        """Evennia's form: `data_out(text="hi", prompt="> ", gmcp_cmd=([args], {kw}))`."""
+        for cmdname, value in kwargs.items():
+            if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], dict):
+                self.send_output(cmdname, list(value[0]), value[1])
+            else:
+                self.send_output(cmdname, [value], {})
+
+    def send_output(self, cmdname: str, args: list[Any], kwargs: dict[str, Any]) -> None:
+        """Dispatch one output command to `send_<cmdname>` or `send_default`."""
+        if cmdname == "text":
+            self.send_text(str(args[0]) if args else "", **kwargs)
+        elif cmdname == "prompt":
+            self.send_prompt(str(args[0]) if args else "", **kwargs)
+        else:
+            self.send_default(cmdname, args, kwargs)
+
+    # ------------------------------------------------------------ for protocols to implement
+
+    def send_text(self, text: str, **kwargs: Any) -> None:
+        raise NotImplementedError
+
+    def send_prompt(self, text: str, **kwargs: Any) -> None:
+        self.send_text(text, **kwargs)
+
+    def send_default(self, cmdname: str, args: list[Any], kwargs: dict[str, Any]) -> None:
+        """Out-of-band output; protocols without OOB ignore it."""
+
+    def disconnect(self, reason: str = "") -> None:
+        raise NotImplementedError
+
+    def pause_input(self) -> None:
+        """Stop reading from the client (its input buffer is full)."""
+
+    def resume_input(self) -> None:
+        """Read from the client again."""

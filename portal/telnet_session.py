@@ -1,0 +1,137 @@
+"""Telnet (and telnet over TLS) sessions: the thin asyncio shell around `TelnetProtocol`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+from typing import Any, cast
+
+from portal.colour import render
+from portal.session import PortalSession
+from portal.sessions import PortalSessionHandler
+from portal.telnet import (
+    FlagsChanged,
+    InputError,
+    LineReceived,
+    OobReceived,
+    ProtocolError,
+    TelnetProtocol,
+)
+
+log = logging.getLogger(__name__)
+
+
+class TelnetSession(asyncio.Protocol, PortalSession):
+    """One telnet connection: bytes to `TelnetProtocol`, its events to the handler."""
+
+    def __init__(
+        self,
+        handler: PortalSessionHandler,
+        protocol_key: str,
+        mssp: Callable[[], dict[str, str]],
+        negotiation_timeout: float,
+    ) -> None:
+        PortalSession.__init__(self)
+        self._handler = handler
+        self._key = protocol_key
+        self._negotiation_timeout = negotiation_timeout
+        self.telnet = TelnetProtocol(max_line=handler.settings.max_line, mssp=mssp)
+        self.transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    # ------------------------------------------------------------ asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = transport.get_extra_info("peername")
+        address = peer[0] if isinstance(peer, tuple) else str(peer)
+        self.init_session(self._key, address, self._handler)
+        self.protocol_flags = dict(self.telnet.flags)
+        self.telnet.initiate()
+        self._write()
+        self._timer = asyncio.get_running_loop().call_later(
+            self._negotiation_timeout, self._settle
+        )
+        self._handler.connect(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.telnet.receive_data(data)
+        self._handle_events()
+        self._write()
+
+    def eof_received(self) -> bool | None:
+        self.telnet.receive_eof()
+        self._handle_events()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._handler.disconnect(self, "connection lost")
+
+    # ------------------------------------------------------------ protocol events
+
+    def _settle(self) -> None:
+        self._timer = None
+        self.telnet.settle()
+        self._handle_events()
+        self._write()
+
+    def _handle_events(self) -> None:
+        for event in self.telnet.events_received():
+            match event:
+                case LineReceived(text=text):
+                    self.data_in("text", [text], {})
+                case OobReceived(cmdname=cmdname, args=args, kwargs=kwargs):
+                    self.data_in(cmdname, args, kwargs)
+                case FlagsChanged(flags=flags):
+                    self.protocol_flags.update(flags)
+                    self._handler.flags_changed(self)
+                case InputError(message=message):
+                    self.send_text(f"|r{message}|n")
+                case ProtocolError(reason=reason):
+                    log.info("session %d (%s): %s", self.sessid, self.address, reason)
+
+    def _write(self) -> None:
+        data = self.telnet.data_to_send()
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    # ------------------------------------------------------------ output
+
+    def send_text(self, text: str, **kwargs: Any) -> None:
+        self.telnet.send_text(render(text, self.protocol_flags) + "\n")
+        self._write()
+
+    def send_prompt(self, text: str, **kwargs: Any) -> None:
+        self.telnet.send_text(render(text, self.protocol_flags), prompt=True)
+        self._write()
+
+    def send_default(self, cmdname: str, args: list[Any], kwargs: dict[str, Any]) -> None:
+        if cmdname == "echo":  # hide or show what the player types (passwords)
+            self.telnet.set_echo(bool(kwargs.get("hidden", args[0] if args else False)))
+        else:
+            self.telnet.send_oob(cmdname, args, kwargs)
+        self._write()
+
+    def disconnect(self, reason: str = "") -> None:
+        if reason:
+            self.telnet.send_text(render(reason, self.protocol_flags) + "\n")
+        self.telnet.close()
+        self._write()
+        if self.transport is not None:
+            self.transport.close()
+        self._handler.disconnect(self, reason)
+
+    def pause_input(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_input(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()

@@ -1,0 +1,94 @@
+"""Accounts in SQLite with scrypt-hashed passwords, hashed off the event loop.
+
+Hashing is deliberately slow (tens of milliseconds), so it runs in a small thread pool
+(hashlib releases the GIL while scrypt runs): a burst of logins never stalls the players
+who are already playing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+import re
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from msgspec import Struct
+
+SCRYPT_N = 2**14
+SCRYPT_R = 8
+SCRYPT_P = 1
+NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{1,29}$")
+MIN_PASSWORD = 4
+
+
+class AccountError(ValueError):
+    """A message for the player: name taken, wrong password, bad name."""
+
+
+class Account(Struct, frozen=True):
+    uid: int
+    name: str
+
+
+def hash_password(password: str, salt: bytes) -> bytes:
+    return hashlib.scrypt(
+        password.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32
+    )
+
+
+class AccountStore:
+    def __init__(self, db: sqlite3.Connection, workers: int = 2) -> None:
+        self._db = db
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scrypt")
+
+    async def create(self, name: str, password: str) -> Account:
+        """Create an account; AccountError if the name is invalid or taken."""
+        if not NAME_RE.match(name):
+            raise AccountError(
+                "Names are 2-30 letters, digits, _ or -, and start with a letter."
+            )
+        if len(password) < MIN_PASSWORD:
+            raise AccountError(f"Passwords need at least {MIN_PASSWORD} characters.")
+        if self.find(name) is not None:
+            raise AccountError(f"The name {name} is already taken.")
+        salt = os.urandom(16)
+        digest = await self._hash(password, salt)
+        try:
+            cursor = self._db.execute(
+                "INSERT INTO accounts (name, hash, salt, created) VALUES (?, ?, ?, ?)",
+                (name, digest, salt, time.time()),
+            )
+        except sqlite3.IntegrityError:
+            raise AccountError(f"The name {name} is already taken.") from None
+        assert cursor.lastrowid is not None
+        return Account(cursor.lastrowid, name)
+
+    async def authenticate(self, name: str, password: str) -> Account:
+        """The account if the password matches; AccountError otherwise."""
+        row = self._db.execute(
+            "SELECT id, name, hash, salt FROM accounts WHERE name = ?", (name,)
+        ).fetchone()
+        if row is None:
+            raise AccountError("No account by that name. Use: create NAME PASSWORD")
+        uid, stored_name, digest, salt = row
+        if not hmac.compare_digest(await self._hash(password, salt), digest):
+            raise AccountError("Wrong password.")
+        return Account(uid, stored_name)
+
+    def find(self, name: str) -> Account | None:
+        row = self._db.execute("SELECT id, name FROM accounts WHERE name = ?", (name,)).fetchone()
+        return None if row is None else Account(row[0], row[1])
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM accounts").fetchone()[0])
+
+    async def _hash(self, password: str, salt: bytes) -> bytes:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, hash_password, password, salt)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,277 @@
+"""The server process: imports the game, dials the portal, runs commands.
+
+Start-up, in order (a failure at any step before "ready" is sent to the supervisor as
+`StartFailed` with the traceback, and the process exits non-zero):
+
+1. dial the supervisor's control socket (heartbeats flow from this event loop from now on);
+2. import the game package and open the database, then run `at_server_start`;
+3. dial the portal. A normal server is attached at once (`PSync`); a *standby* (started
+   for a reload or reset) waits, reports ready, and is attached once the old server has
+   stopped and the portal sends `PSync`;
+4. on `StopServer` it finishes running commands, runs the stop hooks, pushes every
+   session to the portal, says `ServerStopped`, and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Iterable
+from typing import Any
+
+from ipc.child import ChildEnv, die_with_parent, run, setup_child
+from ipc.connection import FrameConnection, connect_unix
+from ipc.frames import (
+    AdminRequest,
+    ControlFrame,
+    DataIn,
+    GameFrame,
+    Heartbeat,
+    Hello,
+    PConn,
+    PConnSync,
+    PDisconn,
+    PSync,
+    Ready,
+    Refused,
+    ServerStopped,
+    Shutdown,
+    StartFailed,
+    StopServer,
+    SyncDone,
+    Welcome,
+)
+from ipc.marker import FileMarker, marker_path
+from ipc.settings import Settings, load_settings
+from server.accounts import AccountStore
+from server.api import Command, registry
+from server.loader import load_game
+from server.session import ServerSession
+from server.sessions import ServerSessionHandler
+from server.store import KeyValueStore, open_database
+
+log = logging.getLogger("server")
+
+EXIT_START_FAILED = 3
+EXIT_REFUSED = 4
+EXIT_PORTAL_GONE = 75
+
+START_HOOKS = {"reload": "at_server_reload_start", "reset": "at_server_cold_start",
+               "start": "at_server_cold_start"}
+STOP_HOOKS = {"reload": "at_server_reload_stop", "reset": "at_server_cold_stop",
+              "shutdown": "at_server_cold_stop"}
+
+
+class ServerGame:
+    """The running server as the game sees it (`server.api.Game`)."""
+
+    def __init__(self, name: str, accounts: AccountStore, store: KeyValueStore,
+                 handler: ServerSessionHandler, request: Any) -> None:
+        self._name = name
+        self._accounts = accounts
+        self._store = store
+        self._handler = handler
+        self._request = request
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def accounts(self) -> AccountStore:
+        return self._accounts
+
+    @property
+    def store(self) -> KeyValueStore:
+        return self._store
+
+    def sessions(self) -> Iterable[ServerSession]:
+        return list(self._handler.sessions.values())
+
+    def logged_in(self) -> Iterable[ServerSession]:
+        return [s for s in self._handler.sessions.values() if s.logged_in]
+
+    def broadcast(self, text: str) -> None:
+        for session in self._handler.sessions.values():
+            session.msg(text)
+
+    def request(self, action: str, session: ServerSession | None = None) -> None:
+        self._request(action, session.sessid if session else 0)
+
+    async def login(self, session: ServerSession, uid: int, name: str) -> None:
+        session.login(uid, name)
+        self._handler.run_hooks("at_session_login", session)
+
+    def commands(self) -> Iterable[Command]:
+        return registry.unique_commands()
+
+
+class ServerProcess:
+    def __init__(self, env: ChildEnv, settings: Settings) -> None:
+        self.env = env
+        self.settings = settings
+        self.control: FrameConnection | None = None
+        self.link: FrameConnection | None = None
+        self.marker = FileMarker(marker_path(env.state_dir, os.getpid()))
+        self.handler = ServerSessionHandler(registry, self._send, self.marker)
+        self.done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.stopping = False
+        self.ready_sent = False
+
+    async def main(self) -> int:
+        env = self.env
+        self.control = await connect_unix(
+            str(env.control_socket), ControlFrame, self.on_control, self.on_control_closed,
+            name="server-control", heartbeat=self.settings.supervisor.heartbeat_interval,
+        )
+        hello = Hello(role="server", pid=os.getpid(), secret=env.secret, standby=env.standby)
+        self.control.send(hello)
+        try:
+            self.load()
+        except BaseException:
+            return self.fail(traceback.format_exc())
+        self.link = await connect_unix(
+            str(env.portal_socket), GameFrame, self.on_frame, self.on_link_closed,
+            name="server-link",
+        )
+        self.link.send(hello)
+        try:
+            return await self.done
+        finally:
+            self.marker.close()
+
+    def load(self) -> None:
+        load_game(self.env.game_dir)
+        db = open_database(self.env.state_dir / "game.db")
+        accounts = AccountStore(db, self.settings.server.login_workers)
+        game = ServerGame(self.settings.game.name, accounts, KeyValueStore(db),
+                          self.handler, self.request)
+        self.handler.game = game
+        self.handler.run_hooks_strict("at_server_start")
+
+    def fail(self, message: str) -> int:
+        print(message, file=sys.stderr, flush=True)
+        if self.control is not None:
+            self.control.send(StartFailed(message=message))
+            self.control.flush()
+        self.marker.close()
+        return EXIT_START_FAILED
+
+    def request(self, action: str, sessid: int) -> None:
+        self._send(AdminRequest(action=action, sessid=sessid))
+
+    def _send(self, frame: Any) -> None:
+        if self.link is not None:
+            self.link.send(frame)
+
+    # ------------------------------------------------------------ game link
+
+    def on_frame(self, conn: FrameConnection, frame: Any) -> None:
+        handler = self.handler
+        match frame:
+            case DataIn(items=items):
+                handler.receive_input(items)
+            case PConn(session=data):
+                handler.connect(data)
+            case PConnSync(sessid=sessid, protocol_flags=flags):
+                handler.update_flags(sessid, flags)
+            case PDisconn(sessid=sessid):
+                handler.portal_disconnect(sessid)
+            case PSync():
+                self.attach(frame)
+            case StopServer(mode=mode):
+                asyncio.ensure_future(self.stop(mode))
+            case Welcome():
+                if self.env.standby:
+                    self.report_ready({"standby": True})
+            case Refused(reason=reason):
+                log.error("portal refused this server: %s", reason)
+                self.finish(EXIT_REFUSED)
+            case Heartbeat():
+                pass
+            case _:
+                log.warning("unexpected frame from the portal: %s", type(frame).__name__)
+
+    def attach(self, frame: PSync) -> None:
+        sessions = self.handler.sync(frame)
+        log.info("attached to portal run %s in mode %s with %d sessions",
+                 frame.run_id, frame.mode, len(sessions))
+        hook = START_HOOKS.get(frame.mode)
+        if hook:
+            self.handler.run_hooks(hook)
+        self._send(SyncDone())
+        self.report_ready({"attached": True, "sessions": len(sessions)})
+
+    def report_ready(self, info: dict[str, Any]) -> None:
+        if self.control is not None:
+            self.control.send(Ready(info=info))
+
+    async def stop(self, mode: str) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        log.info("stopping for %s", mode)
+        handler = self.handler
+        if not await handler.wait_idle(self.settings.server.stop_grace):
+            log.warning("commands still running after %.1fs; stopping anyway",
+                        self.settings.server.stop_grace)
+        for hook in (STOP_HOOKS.get(mode), "at_server_stop"):
+            if hook:
+                handler.run_hooks(hook)
+        handler.flush()
+        handler.push_sessions(handler.sessions.values())
+        self._send(ServerStopped(mode=mode))
+        if self.link is not None:
+            self.link.close("server stopped")
+        self.finish(0)
+
+    def on_link_closed(self, conn: FrameConnection, reason: str) -> None:
+        if not self.stopping:
+            log.error("portal link lost (%s); exiting so the supervisor starts a fresh server",
+                      reason)
+            self.finish(EXIT_PORTAL_GONE)
+
+    # ------------------------------------------------------------ control link
+
+    def on_control(self, conn: FrameConnection, frame: Any) -> None:
+        match frame:
+            case Shutdown():
+                if self.handler.run_id and not self.stopping:
+                    asyncio.ensure_future(self.stop("shutdown"))
+                else:
+                    self.finish(0)
+            case Refused(reason=reason):
+                log.error("supervisor refused this server: %s", reason)
+                self.finish(EXIT_REFUSED)
+            case _:
+                pass
+
+    def on_control_closed(self, conn: FrameConnection, reason: str) -> None:
+        if not self.done.done():
+            log.error("supervisor link lost (%s); exiting", reason)
+            self.finish(0)
+
+    def finish(self, code: int) -> None:
+        if not self.done.done():
+            self.done.set_result(code)
+
+
+async def amain() -> int:
+    env = ChildEnv.from_environ()
+    settings = load_settings(env.game_dir)
+    process = ServerProcess(env, settings)
+    return await process.main()
+
+
+def main() -> None:
+    env = ChildEnv.from_environ()
+    die_with_parent(env.parent_pid)
+    setup_child()
+    sys.exit(run(amain()))
+
+
+if __name__ == "__main__":
+    main()

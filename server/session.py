@@ -1,0 +1,164 @@
+"""The server side of a player's connection, with Evennia's session API.
+
+A `ServerSession` is rebuilt from the portal's copy whenever a server attaches
+(`load_sync_data`, then `at_sync`). Every change of synced data (login, flags, the game's
+`server_data`) marks the session dirty; the handler pushes dirty sessions to the portal at
+the end of the command that changed them, so a crash restores them as well as a reload.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ipc.frames import SessionData
+
+if TYPE_CHECKING:
+    from server.sessions import ServerSessionHandler
+
+
+class TrackedDict(dict[str, Any]):
+    """A dict that calls `on_change` whenever it is modified."""
+
+    def __init__(self, data: dict[str, Any], on_change: Callable[[], None]) -> None:
+        super().__init__(data)
+        self._on_change = on_change
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self._on_change()
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self._on_change()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+        self._on_change()
+
+    def pop(self, key: str, *default: Any) -> Any:
+        value = super().pop(key, *default)
+        self._on_change()
+        return value
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def clear(self) -> None:
+        super().clear()
+        self._on_change()
+
+
+class ServerSession:
+    """One player connection as the game sees it."""
+
+    def __init__(self) -> None:
+        self.sessid = 0
+        self.protocol_key = ""
+        self.address = ""
+        self.csessid: str | None = None
+        self.uid: int | None = None
+        self.uname: str | None = None
+        self.logged_in = False
+        self.conn_time = 0.0
+        self.cmd_last = 0.0
+        self.cmd_last_visible = 0.0
+        self.cmd_total = 0
+        self.protocol_flags: TrackedDict = TrackedDict({}, self.mark_dirty)
+        self.server_data: TrackedDict = TrackedDict({}, self.mark_dirty)
+        self.sessionhandler: ServerSessionHandler | None = None
+        self.ndb: dict[str, Any] = {}  # in-memory only; gone after a reload
+        self.dirty = False
+
+    # ------------------------------------------------------------ Evennia's session API
+
+    def init_session(
+        self, protocol_key: str, address: str, sessionhandler: ServerSessionHandler
+    ) -> None:
+        self.protocol_key = protocol_key
+        self.address = address
+        self.sessionhandler = sessionhandler
+        self.conn_time = time.time()
+
+    def get_sync_data(self) -> SessionData:
+        return SessionData(
+            sessid=self.sessid,
+            protocol_key=self.protocol_key,
+            address=self.address,
+            csessid=self.csessid,
+            uid=self.uid,
+            uname=self.uname,
+            logged_in=self.logged_in,
+            conn_time=self.conn_time,
+            cmd_last=self.cmd_last,
+            cmd_last_visible=self.cmd_last_visible,
+            cmd_total=self.cmd_total,
+            protocol_flags=dict(self.protocol_flags),
+            server_data=dict(self.server_data),
+        )
+
+    def load_sync_data(self, data: SessionData) -> None:
+        """Take the portal's copy; `protocol_flags` is merged, as Evennia does."""
+        self.sessid = data.sessid
+        self.protocol_key = data.protocol_key
+        self.address = data.address
+        self.csessid = data.csessid
+        self.uid = data.uid
+        self.uname = data.uname
+        self.logged_in = data.logged_in
+        self.conn_time = data.conn_time
+        self.cmd_last = data.cmd_last
+        self.cmd_last_visible = data.cmd_last_visible
+        self.cmd_total = data.cmd_total
+        dict.update(self.protocol_flags, data.protocol_flags)
+        self.server_data = TrackedDict(data.server_data, self.mark_dirty)
+
+    def at_sync(self) -> None:
+        """Called after a sync; the game's `at_session_sync` hook runs from the handler."""
+
+    def disconnect(self, reason: str = "") -> None:
+        if self.sessionhandler is not None:
+            self.sessionhandler.disconnect(self, reason)
+
+    def data_out(self, **kwargs: Any) -> None:
+        """Send output: `text="..."`, `prompt="..."`, or any OOB command `name=(args, kwargs)`."""
+        if self.sessionhandler is not None:
+            self.sessionhandler.data_out(self, **kwargs)
+
+    def data_in(self, **kwargs: Any) -> None:
+        """Input for this session, as `cmdname=(args, kwargs)`; runs it as a command."""
+        if self.sessionhandler is not None:
+            for cmdname, (args, cmd_kwargs) in kwargs.items():
+                self.sessionhandler.run_input(self, cmdname, list(args), dict(cmd_kwargs))
+
+    # ------------------------------------------------------------ game-facing helpers
+
+    def msg(self, text: str | None = None, **kwargs: Any) -> None:
+        """Send `text` (colour markup allowed) and/or OOB commands to this player."""
+        if text is not None:
+            kwargs["text"] = text
+        self.data_out(**kwargs)
+
+    def update_flags(self, **flags: Any) -> None:
+        self.protocol_flags.update(flags)
+
+    def login(self, uid: int, uname: str) -> None:
+        self.uid = uid
+        self.uname = uname
+        self.logged_in = True
+        self.conn_time = time.time()
+        if self.sessionhandler is not None:
+            self.sessionhandler.notify_login(self)
+
+    def mark_dirty(self) -> None:
+        if not self.dirty:
+            self.dirty = True
+            if self.sessionhandler is not None:
+                self.sessionhandler.note_dirty(self)
+
+    def __repr__(self) -> str:
+        who = self.uname if self.logged_in else "(not logged in)"
+        return f"<ServerSession {self.sessid} {self.protocol_key} {who}>"

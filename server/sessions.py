@@ -1,0 +1,280 @@
+"""The server's sessions: built from the portal's frames, running each player's input.
+
+Input is run in order per session. A command may be `async` (a login hashing a
+password); the session's next input waits for it while other sessions go on. When an
+input is finished its `seq` is acknowledged to the portal, after the output it caused and
+after any session data it changed, all in one write at the end of the loop turn: so the
+portal never forgets an input whose effects it has not seen, and a crashed server's
+unfinished input is replayed into the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from ipc.frames import (
+    Ack,
+    DataOut,
+    Frame,
+    InputItem,
+    OutputItem,
+    PSync,
+    SDisconn,
+    SessionData,
+    SLogin,
+    SSync,
+)
+from server.api import Context, Game, Registry
+from server.session import ServerSession
+
+log = logging.getLogger(__name__)
+
+NOT_AVAILABLE = "Command '{}' is not available. Type \"help\" for help."
+
+
+class SeqMarker:
+    """Where the server notes the input it is running (so a hang names its culprit)."""
+
+    def set(self, seq: int) -> None:  # pragma: no cover - replaced by server.marker
+        pass
+
+
+class ServerSessionHandler:
+    def __init__(
+        self,
+        registry: Registry,
+        send: Callable[[Frame], None],
+        marker: SeqMarker | None = None,
+    ) -> None:
+        self.registry = registry
+        self.game: Game | None = None
+        self.sessions: dict[int, ServerSession] = {}
+        self.run_id = ""
+        self._send = send
+        self._marker = marker or SeqMarker()
+        self._out: list[OutputItem] = []
+        self._acks: list[int] = []
+        self._dirty: dict[int, ServerSession] = {}
+        self._flush_scheduled = False
+        self._busy: dict[int, deque[InputItem]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # ------------------------------------------------------------ from the portal
+
+    def sync(self, frame: PSync) -> list[ServerSession]:
+        """Rebuild every session from the portal's copy (a new run_id drops the old ones)."""
+        if frame.run_id != self.run_id:
+            self.sessions.clear()
+            self.run_id = frame.run_id
+        for data in frame.sessions:
+            session = self.sessions.get(data.sessid) or self._new_session(data)
+            session.load_sync_data(data)
+            session.dirty = False
+            session.at_sync()
+        return list(self.sessions.values())
+
+    def connect(self, data: SessionData) -> ServerSession:
+        session = self._new_session(data)
+        session.load_sync_data(data)
+        self.run_hooks("at_session_connect", session)
+        return session
+
+    def portal_disconnect(self, sessid: int) -> None:
+        session = self.sessions.pop(sessid, None)
+        if session is not None:
+            self._dirty.pop(sessid, None)
+            self.run_hooks("at_session_disconnect", session)
+
+    def update_flags(self, sessid: int, flags: dict[str, Any]) -> None:
+        session = self.sessions.get(sessid)
+        if session is not None:
+            dict.update(session.protocol_flags, flags)
+
+    def receive_input(self, items: Iterable[InputItem]) -> None:
+        for item in items:
+            queue = self._busy.get(item.sessid)
+            if queue is not None:
+                queue.append(item)
+            else:
+                self._run(item)
+
+    # ------------------------------------------------------------ to the portal
+
+    def data_out(self, session: ServerSession, **kwargs: Any) -> None:
+        sessid = session.sessid
+        for cmdname, value in kwargs.items():
+            args, cmd_kwargs = _split_output(value)
+            self._out.append(OutputItem(sessid, cmdname, args, cmd_kwargs))
+        self._schedule_flush()
+
+    def disconnect(self, session: ServerSession, reason: str) -> None:
+        self.flush()
+        self._send(SDisconn(sessid=session.sessid, reason=reason))
+        self.portal_disconnect(session.sessid)
+
+    def note_dirty(self, session: ServerSession) -> None:
+        if session.sessid in self.sessions:
+            self._dirty[session.sessid] = session
+            self._schedule_flush()
+
+    def flush(self) -> None:
+        """Send output, then changed session data, then acks: in that order, one write."""
+        self._flush_scheduled = False
+        if self._out:
+            self._send(DataOut(items=self._out))
+            self._out = []
+        if self._dirty:
+            self.push_sessions(self._dirty.values())
+            self._dirty = {}
+        if self._acks:
+            self._send(Ack(seqs=self._acks))
+            self._acks = []
+
+    def push_sessions(self, sessions: Iterable[ServerSession]) -> None:
+        data = []
+        for session in sessions:
+            session.dirty = False
+            data.append(session.get_sync_data())
+        if data:
+            self._send(SSync(sessions=data))
+
+    def notify_login(self, session: ServerSession) -> None:
+        assert session.uid is not None and session.uname is not None
+        self._send(SLogin(sessid=session.sessid, uid=session.uid, uname=session.uname))
+
+    # ------------------------------------------------------------ running input
+
+    def run_input(
+        self, session: ServerSession, cmdname: str, args: list[Any], kwargs: dict[str, Any]
+    ) -> None:
+        """Run one input for a session outside the portal's flow (no ack)."""
+        self._dispatch(session, InputItem(0, session.sessid, cmdname, args, kwargs))
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no command is running; False if some still ran after `timeout`."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def _run(self, item: InputItem) -> None:
+        session = self.sessions.get(item.sessid)
+        if session is None:
+            self._ack(item.seq)
+            return
+        self._marker.set(item.seq)
+        try:
+            pending = self._dispatch(session, item)
+        finally:
+            self._marker.set(0)
+        if pending is None:
+            self._finish(session, item)
+            return
+        self._busy[item.sessid] = deque()
+        self._idle.clear()
+        task = asyncio.ensure_future(self._await(session, item, pending))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _await(self, session: ServerSession, item: InputItem, pending: Awaitable[None]) -> None:
+        try:
+            await pending
+        except Exception:
+            self._report_error(session, item)
+        self._finish(session, item)
+        queue = self._busy.pop(item.sessid, deque())
+        if not self._busy:
+            self._idle.set()
+        self.receive_input(queue)
+
+    def _finish(self, session: ServerSession, item: InputItem) -> None:
+        if item.cmdname == "text" and item.args != ["idle"]:
+            session.cmd_total += 1
+            session.cmd_last = session.cmd_last_visible = time.time()
+        self._ack(item.seq)
+
+    def _dispatch(self, session: ServerSession, item: InputItem) -> Awaitable[None] | None:
+        try:
+            if item.cmdname == "text":
+                return self._run_command(session, item)
+            func = self.registry.inputfuncs.get(item.cmdname.lower())
+            if func is None:
+                log.debug("no inputfunc for %r", item.cmdname)
+                return None
+            return func(session, item.args, item.kwargs)
+        except Exception:
+            self._report_error(session, item)
+            return None
+
+    def _run_command(self, session: ServerSession, item: InputItem) -> Awaitable[None] | None:
+        line = str(item.args[0]) if item.args else ""
+        word, _, rest = line.strip().partition(" ")
+        if not word:
+            return None
+        cmd = self.registry.find(word, session.logged_in)
+        if cmd is None or (cmd.admin and not is_admin(session)):
+            session.msg(NOT_AVAILABLE.format(word))
+            return None
+        assert self.game is not None
+        return cmd.func(Context(session, self.game, word, rest.strip(), cmd))
+
+    def _report_error(self, session: ServerSession, item: InputItem) -> None:
+        log.exception("input %r of session %d failed", item.args or item.cmdname, session.sessid)
+        session.msg("|rAn error occurred while running that command; it was logged.|n")
+
+    def _ack(self, seq: int) -> None:
+        if seq:
+            self._acks.append(seq)
+            self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    # ------------------------------------------------------------ helpers
+
+    def _new_session(self, data: SessionData) -> ServerSession:
+        session = ServerSession()
+        session.sessionhandler = self
+        session.sessid = data.sessid
+        self.sessions[data.sessid] = session
+        return session
+
+    def run_hooks(self, name: str, *args: Any) -> None:
+        """Run a game hook; an exception is logged, not raised (see `run_hooks_strict`)."""
+        try:
+            self.run_hooks_strict(name, *args)
+        except Exception:
+            log.exception("hook %s failed", name)
+
+    def run_hooks_strict(self, name: str, *args: Any) -> None:
+        for func in self.registry.hooks.get(name, []):
+            func(self.game, *args)
+
+
+def is_admin(session: ServerSession) -> bool:
+    """The first account created (uid 1) is the game's admin, as in Evennia."""
+    return session.logged_in and session.uid == 1
+
+
+def _split_output(value: Any) -> tuple[list[Any], dict[str, Any]]:
+    """Evennia's output forms: "text", ("text", {opts}), ([args], {kwargs}), [args]."""
+    if isinstance(value, str):
+        return [value], {}
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], dict):
+        first = value[0]
+        return (list(first) if isinstance(first, list | tuple) else [first]), dict(value[1])
+    if isinstance(value, list | tuple):
+        return list(value), {}
+    if isinstance(value, dict):
+        return [], dict(value)
+    return [value], {}

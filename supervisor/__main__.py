@@ -1,0 +1,3 @@
+from supervisor.daemon import main
+
+main()

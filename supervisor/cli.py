@@ -1,0 +1,370 @@
+"""`python run.py ...`: the command line. Every command has a timeout and a one-line reason.
+
+Exit codes: 0 success; 1 the command failed; 2 a usage or settings error; 3 not running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ipc.connection import FrameConnection, connect_unix
+from ipc.frames import Command, ControlFrame, Hello, Progress, Refused, Reply
+from ipc.settings import (
+    RuntimePaths,
+    SettingsError,
+    load_settings,
+    make_private_dirs,
+    runtime_paths,
+)
+from supervisor import pidfile
+from supervisor.process import REPO_ROOT
+
+DEFAULT_GAME = REPO_ROOT / "game"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# ---------------------------------------------------------------- talking to the supervisor
+
+
+async def _call(paths: RuntimePaths, command: Command, timeout: float,
+                on_progress: Callable[[str], None]) -> Reply:
+    loop = asyncio.get_running_loop()
+    reply: asyncio.Future[Reply] = loop.create_future()
+
+    def on_frame(conn: FrameConnection, frame: Any) -> None:
+        if isinstance(frame, Progress):
+            on_progress(frame.message)
+        elif isinstance(frame, Reply) and not reply.done():
+            reply.set_result(frame)
+        elif isinstance(frame, Refused) and not reply.done():
+            reply.set_result(Reply(ok=False, message=f"refused: {frame.reason}"))
+
+    def on_close(conn: FrameConnection, reason: str) -> None:
+        if not reply.done():
+            reply.set_result(Reply(ok=False, message=f"the supervisor closed the connection "
+                                                     f"({reason})"))
+
+    try:
+        conn = await connect_unix(str(paths.control_socket), ControlFrame, on_frame, on_close,
+                                  name="cli", timeout=5.0)
+    except (FileNotFoundError, ConnectionRefusedError):
+        raise _not_running(paths) from None
+    conn.send(Hello(role="cli", pid=os.getpid()))
+    conn.send(command)
+    try:
+        return await asyncio.wait_for(reply, timeout)
+    except TimeoutError:
+        raise CliError(f"no answer from the supervisor within {timeout:.0f}s") from None
+    finally:
+        conn.close("done")
+
+
+def _not_running(paths: RuntimePaths) -> CliError:
+    record = pidfile.running_supervisor(paths.pid_file)
+    if record is not None:
+        return CliError(f"supervisor {record.pid} runs but its control socket "
+                        f"{paths.control_socket} is gone; stop it with kill {record.pid}")
+    stale = " (removed a stale pid file)" if paths.pid_file.exists() else ""
+    if stale:
+        paths.pid_file.unlink(missing_ok=True)
+    return CliError(f"Hearth is not running for {paths.state.parent}{stale}", EXIT_NOT_RUNNING)
+
+
+def call(paths: RuntimePaths, name: str, timeout: float,
+         on_progress: Callable[[str], None] = print) -> Reply:
+    return asyncio.run(_call(paths, Command(name=name), timeout, on_progress))
+
+
+def wait_pid_gone(pid: int, timeout: float) -> bool:
+    """Block until process `pid` has exited (pidfd: an event, not a poll)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        return bool(ready)
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    target = Path(args.directory)
+    if target.exists() and any(target.iterdir()):
+        raise CliError(f"{target} exists and is not empty", EXIT_USAGE)
+    shutil.copytree(DEFAULT_GAME, target, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns(".hearth", "__pycache__", "*.pyc"))
+    print(f"created game directory {target}; start it with: "
+          f"python run.py --game-dir {target} start")
+    return EXIT_OK
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    game_dir = args.game_dir
+    try:
+        settings = load_settings(game_dir)
+    except SettingsError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    paths = runtime_paths(game_dir)
+    running = pidfile.running_supervisor(paths.pid_file)
+    if running is not None:
+        raise CliError(f"Hearth is already running for {game_dir} (supervisor {running.pid})")
+    if args.foreground:
+        from supervisor.daemon import run_supervisor
+
+        def finish(ok: bool, message: str) -> None:
+            print(message if ok else f"error: {message}", flush=True)
+
+        return run_supervisor(game_dir, lambda line: print(line, flush=True), finish)
+    make_private_dirs(paths)
+    return _start_background(game_dir, paths, settings.supervisor.start_timeout * 2 + 10)
+
+
+def _start_background(game_dir: Path, paths: RuntimePaths, timeout: float) -> int:
+    read_fd, write_fd = os.pipe()
+    logfile = open(paths.logs / "supervisor.log", "ab")  # noqa: SIM115 - handed to the child
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "supervisor", "--game-dir", str(game_dir.resolve()),
+         "--progress-fd", str(write_fd)],
+        stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT,
+        pass_fds=(write_fd,), start_new_session=True, cwd=str(REPO_ROOT), env=env,
+    )
+    os.close(write_fd)
+    logfile.close()
+    print(f"starting Hearth for {game_dir} (supervisor {proc.pid})", flush=True)
+    result = _follow_progress(read_fd, timeout)
+    if result is None:
+        code = proc.poll()
+        tail = _tail(paths.logs / "supervisor.log", 20)
+        raise CliError(f"the supervisor exited ({code}) without reporting:\n{tail}")
+    ok, message = result
+    if not ok:
+        wait_pid_gone(proc.pid, 15)
+        raise CliError(message)
+    print(message)
+    return EXIT_OK
+
+
+def _follow_progress(fd: int, timeout: float) -> tuple[bool, str] | None:
+    """Print `step` lines from the supervisor until `ok`/`error` (or EOF / timeout)."""
+    deadline = time.monotonic() + timeout
+    buffer = b""
+    final: tuple[bool, str] | None = None
+    with os.fdopen(fd, "rb", buffering=0) as pipe:
+        while final is None or buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise CliError(f"start did not finish within {timeout:.0f}s")
+            ready, _, _ = select.select([pipe], [], [], left)
+            chunk = pipe.read(65536) if ready else b""
+            if not chunk:
+                break
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for raw in lines:
+                line = raw.decode("utf-8", "replace")
+                kind, _, text = line.partition(" ")
+                if kind == "step":
+                    print(f"  {text}", flush=True)
+                elif kind in ("ok", "error"):
+                    final = (kind == "ok", text)
+                elif final is not None:
+                    final = (final[0], f"{final[1]}\n{line}")
+    return final
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def cmd_simple(args: argparse.Namespace) -> int:
+    paths = runtime_paths(args.game_dir)
+    settings = _settings_or_default(args.game_dir)
+    sup = settings.supervisor if settings else None
+    timeouts = {
+        "stop": (sup.stop_timeout * 3 if sup else 30.0) + 5,
+        "reload": (sup.reload_timeout * 2 + sup.stop_timeout if sup else 70.0) + 5,
+        "reboot": (sup.stop_timeout * 3 + sup.start_timeout * 2 if sup else 90.0) + 5,
+    }
+    timeouts["reset"] = timeouts["reload"]
+    record = pidfile.running_supervisor(paths.pid_file)
+    reply = call(paths, args.command, timeouts[args.command], lambda m: print(f"  {m}"))
+    if not reply.ok:
+        raise CliError(reply.message)
+    if args.command == "stop" and record is not None and not wait_pid_gone(record.pid, 15):
+        raise CliError(f"supervisor {record.pid} said it stopped but still runs")
+    print(reply.message)
+    return EXIT_OK
+
+
+def _settings_or_default(game_dir: Path) -> Any:
+    try:
+        return load_settings(game_dir)
+    except SettingsError:
+        return None
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    paths = runtime_paths(args.game_dir)
+    try:
+        reply = call(paths, "status", 10.0, lambda m: None)
+    except CliError as exc:
+        if args.json:
+            print(json.dumps({"running": False, "reason": str(exc)}))
+            return exc.code
+        raise
+    data = dict(reply.data, running=True)
+    if args.json:
+        print(json.dumps(data, default=str))
+    else:
+        print(format_status(data))
+    return EXIT_OK
+
+
+def format_status(data: dict[str, Any]) -> str:
+    rows = [("process", "pid", "state", "uptime", "restarts", "rss", "cpu", "last exit")]
+    for role in ("supervisor", "portal", "server"):
+        info = data.get(role, {})
+        rows.append((
+            role, str(info.get("pid") or "-"), str(info.get("state", "-")),
+            _duration(info.get("uptime")), str(info.get("restarts", "-")),
+            _megabytes(info.get("rss")), _percent(info.get("cpu_percent")),
+            str(info.get("last_exit") or "-"),
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+             for row in rows]
+    ports = ", ".join(f"{k} {v}" for k, v in data.get("ports", {}).items()) or "-"
+    lines.append(f"sessions: {data.get('sessions', 0)}   ports: {ports}   "
+                 f"game: {data.get('game_dir', '')}")
+    return "\n".join(lines)
+
+
+def _duration(seconds: Any) -> str:
+    if not isinstance(seconds, int | float):
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _megabytes(value: Any) -> str:
+    return f"{value / 1048576:.1f} MB" if isinstance(value, int | float) else "-"
+
+
+def _percent(value: Any) -> str:
+    return f"{value:.1f}%" if isinstance(value, int | float) else "-"
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    paths = runtime_paths(args.game_dir)
+    names = [args.process] if args.process else ["supervisor", "portal", "server"]
+    files = [paths.logs / f"{name}.log" for name in names]
+    if not any(f.exists() for f in files):
+        raise CliError(f"no log files in {paths.logs}")
+    lines: list[str] = []
+    for path in files:
+        if path.exists():
+            lines.extend(path.read_text(errors="replace").splitlines()[-args.lines:])
+    lines.sort(key=lambda line: line[:23])
+    for line in lines[-args.lines:]:
+        print(line)
+    if args.follow:
+        _follow(files)
+    return EXIT_OK
+
+
+def _follow(files: list[Path]) -> None:
+    """Print new lines as they are written, until Ctrl-C."""
+    handles = {}
+    for path in files:
+        path.touch(exist_ok=True)
+        handle = path.open(errors="replace")
+        handle.seek(0, os.SEEK_END)
+        handles[path] = handle
+    try:
+        while True:
+            quiet = True
+            for handle in handles.values():
+                for line in handle.readlines():
+                    quiet = False
+                    print(line, end="", flush=True)
+            if quiet:
+                time.sleep(0.25)
+    except KeyboardInterrupt:
+        pass
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from supervisor.dev import run_dev
+
+    return run_dev(args.game_dir)
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python run.py", description=(
+        "Hearth: a supervisor and connection portal for text games."))
+    parser.add_argument("--game-dir", type=Path, default=DEFAULT_GAME,
+                        help="the game directory (default: the bundled game/)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    init = sub.add_parser("init", help="create a new game directory from the default game")
+    init.add_argument("directory")
+    init.set_defaults(func=cmd_init)
+    start = sub.add_parser("start", help="start supervisor, portal and server")
+    start.add_argument("--foreground", action="store_true", help="stay attached (Ctrl-C stops)")
+    start.set_defaults(func=cmd_start)
+    for name, text in (("stop", "stop everything; players are told"),
+                       ("reload", "replace the server with new code; players stay connected"),
+                       ("reset", "as reload, with cold-start hooks"),
+                       ("reboot", "restart portal and server; players are disconnected")):
+        sub.add_parser(name, help=text).set_defaults(func=cmd_simple)
+    status = sub.add_parser("status", help="show processes, ports and sessions")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+    logs = sub.add_parser("logs", help="show the logs of every process, interleaved")
+    logs.add_argument("-f", "--follow", action="store_true")
+    logs.add_argument("--process", choices=("supervisor", "portal", "server"))
+    logs.add_argument("-n", "--lines", type=int, default=50)
+    logs.set_defaults(func=cmd_logs)
+    sub.add_parser("dev", help="run in the foreground and reload on every saved change"
+                   ).set_defaults(func=cmd_dev)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return EXIT_FAILED

@@ -1,0 +1,565 @@
+"""The supervisor: parent of the portal and the server, answering the CLI.
+
+Theory of operation
+-------------------
+`Supervisor.run()` claims the game's pid file, opens the control socket, starts the
+portal and then a server, and waits for each to send `Ready` over its control link
+(`StartError`, with the child's traceback, when one does not). After that everything is
+driven by events:
+
+- a child's exit (awaited, never polled) goes through the restart policy: restart with
+  back-off, or give up at the crash-loop limit;
+- a child that sends no heartbeat from its event loop for `hang_timeout` gets a stack dump
+  (SIGUSR1, faulthandler) and then SIGKILL, and is restarted like a crash;
+- CLI commands and in-game admin requests go through one queue, one at a time, so two
+  reloads never overlap and none is rejected; `status` is answered at once;
+- a reload starts a standby server beside the running one and only asks the portal to hand
+  over once the standby is ready; a standby that fails changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from ipc.child import ChildEnv
+from ipc.connection import FrameConnection, check_hello
+from ipc.frames import (
+    Announce,
+    ChildStatus,
+    Command,
+    ControlFrame,
+    Handover,
+    HandoverResult,
+    Heartbeat,
+    Hello,
+    PortalRequest,
+    Progress,
+    Ready,
+    Refused,
+    Reply,
+    ServerLost,
+    Shutdown,
+    StartFailed,
+    Welcome,
+)
+from ipc.marker import marker_path, read_marker
+from ipc.settings import RuntimePaths, Settings, make_private_dirs, runtime_paths
+from supervisor import notify, pidfile
+from supervisor.children import Child, Slot, StartError
+from supervisor.lifecycle import Event, State
+from supervisor.logs import LogFile, pump_output
+from supervisor.policy import ExitKind, RestartPolicy, RestartSettings, classify_exit
+from supervisor.process import signal_group, signal_process, spawn_child, sweep_descendants
+
+log = logging.getLogger("supervisor")
+
+GOODBYE = "The game is shutting down. Goodbye!"
+REBOOTING = "The game is rebooting; please reconnect in a few seconds."
+QUEUED_COMMANDS = ("stop", "reload", "reset", "reboot")
+
+
+class AlreadyRunning(RuntimeError):
+    pass
+
+
+class Supervisor:
+    def __init__(self, game_dir: Path, settings: Settings,
+                 progress: Callable[[str], None] = lambda line: None) -> None:
+        self.game_dir = game_dir.resolve()
+        self.settings = settings
+        self.paths: RuntimePaths = runtime_paths(self.game_dir)
+        self.progress = progress
+        self.secret = secrets.token_hex(16)
+        self.started = time.time()
+        sup = settings.supervisor
+        restart = RestartSettings(crash_loop_limit=sup.crash_loop_limit,
+                                  backoff_max=sup.backoff_max)
+        self.slots = {role: Slot(role, RestartPolicy(restart)) for role in ("portal", "server")}
+        self.children: dict[int, Child] = {}
+        self.logs = {name: LogFile(self.paths.logs, name, sup.log_max_bytes, sup.log_backups)
+                     for name in ("portal", "server")}
+        self.queue: asyncio.Queue[tuple[Command, FrameConnection | None]] = asyncio.Queue()
+        self.stopping = False
+        self.finished = asyncio.Event()
+        self.up = asyncio.Event()
+        self.handover: asyncio.Future[tuple[bool, str]] | None = None
+        self.status_request: asyncio.Future[dict[str, Any]] | None = None
+        self.record: pidfile.PidRecord | None = None
+        self.control_server: asyncio.AbstractServer | None = None
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    # ------------------------------------------------------------ run
+
+    async def run(self) -> None:
+        """Start everything; return when stopped. Raises StartError / AlreadyRunning."""
+        try:
+            await self.open()
+            await self.start_children()
+        except BaseException:
+            await self.shutdown_children(GOODBYE)
+            self.close()
+            raise
+        self.up.set()
+        notify.ready()
+        self.spawn_task(self.command_worker())
+        self.spawn_task(self.watchdog())
+        try:
+            await self.finished.wait()
+        finally:
+            self.close()
+
+    async def open(self) -> None:
+        paths = self.paths
+        make_private_dirs(paths)
+        running = pidfile.running_supervisor(paths.pid_file)
+        if running is not None:
+            raise AlreadyRunning(f"Hearth is already running for {self.game_dir} "
+                                 f"(supervisor pid {running.pid})")
+        for stale in (paths.control_socket, paths.portal_socket):
+            stale.unlink(missing_ok=True)
+        self.record = pidfile.own_record()
+        pidfile.write_pid_file(paths.pid_file, self.record)
+        loop = asyncio.get_running_loop()
+        self.control_server = await loop.create_unix_server(
+            self.control_connection, str(paths.control_socket))
+        paths.control_socket.chmod(0o600)
+        for sig, action in ((signal.SIGTERM, "stop"), (signal.SIGINT, "stop"),
+                            (signal.SIGHUP, "reload"), (signal.SIGUSR1, "reopen_logs")):
+            loop.add_signal_handler(sig, self.enqueue, Command(name=action), None)
+        self.progress(f"supervisor {os.getpid()} running; runtime folder {paths.state}")
+
+    def close(self) -> None:
+        """Remove every trace of this run: sockets and the pid file."""
+        if self.control_server is not None:
+            self.control_server.close()
+        self.paths.control_socket.unlink(missing_ok=True)
+        self.paths.portal_socket.unlink(missing_ok=True)
+        if self.record is not None:
+            pidfile.remove_pid_file(self.paths.pid_file, self.record)
+        for logfile in self.logs.values():
+            logfile.close()
+        with contextlib.suppress(OSError):
+            if self.paths.sockets != self.paths.state:
+                self.paths.sockets.rmdir()
+
+    async def start_children(self) -> None:
+        timeout = self.settings.supervisor.start_timeout
+        self.progress("starting portal")
+        portal = await self.spawn("portal")
+        info = await self.wait_ready(portal, timeout)
+        ports = ", ".join(f"{k} {v}" for k, v in info.get("ports", {}).items())
+        self.progress(f"portal {portal.pid} listening ({ports})")
+        self.progress("starting server")
+        server = await self.spawn("server")
+        await self.wait_ready(server, timeout)
+        self.progress(f"server {server.pid} attached")
+
+    def spawn_task(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    # ------------------------------------------------------------ children
+
+    async def spawn(self, role: str, *, mode: str = "start", standby: bool = False) -> Child:
+        env = ChildEnv(
+            game_dir=self.game_dir, secret=self.secret,
+            control_socket=self.paths.control_socket, portal_socket=self.paths.portal_socket,
+            state_dir=self.paths.state, parent_pid=os.getpid(), mode=mode, standby=standby,
+        )
+        proc = await spawn_child(role, env.to_environ())
+        child = Child(role, proc, self.logs[role], standby=standby, mode=mode)
+        self.children[child.pid] = child
+        slot = self.slots[role]
+        if not standby:
+            slot.child = child
+            slot.event(Event.BACKOFF_ELAPSED if slot.state is State.BACKOFF else Event.SPAWN)
+        log.info("started %s %d (%s%s)", role, child.pid, mode, ", standby" if standby else "")
+        self.spawn_task(self.watch(child))
+        return child
+
+    async def watch(self, child: Child) -> None:
+        assert child.proc.stdout is not None
+        await pump_output(child.proc.stdout, child.logfile, child.pid)
+        code = await child.proc.wait()
+        child.exited.set_result(code)
+        self.children.pop(child.pid, None)
+        marker_path(self.paths.state, child.pid).unlink(missing_ok=True)
+        self.on_exit(child, code)
+
+    async def wait_ready(self, child: Child, timeout: float) -> dict[str, Any]:
+        """The child's ready info; StartError if it exits or times out first."""
+        done, _ = await asyncio.wait({child.ready, child.exited}, timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if child.ready in done:
+            return child.ready.result()
+        if child.exited in done:
+            # let the output pump catch up with the last lines
+            raise StartError(f"{child.role} {child.pid} exited with code "
+                             f"{child.exited.result()}:\n{child.describe_failure()}")
+        await self.kill(child)
+        raise StartError(f"{child.role} {child.pid} was not ready within {timeout:.0f}s:\n"
+                         f"{child.describe_failure()}")
+
+    async def kill(self, child: Child, timeout: float = 5.0) -> None:
+        """SIGKILL a child's whole group and wait (bounded) for it to be reaped."""
+        child.stop_requested = True
+        signal_group(child.pid, signal.SIGKILL)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(child.exited), timeout)
+
+    async def stop_child(self, child: Child, timeout: float) -> None:
+        """Wait for a child that was asked to stop; then SIGTERM, then SIGKILL its group."""
+        child.stop_requested = True
+        for sig in (None, signal.SIGTERM):
+            if sig is not None:
+                signal_group(child.pid, sig)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(child.exited), timeout / 2)
+                return
+        await self.kill(child)
+
+    def on_exit(self, child: Child, code: int) -> None:
+        slot = self.slots[child.role]
+        if slot.child is not child:
+            log.info("%s %d exited with code %d", child.role, child.pid, code)
+            return
+        kind = classify_exit(was_ready=child.ready.done(), stop_requested=child.stop_requested,
+                             killed_for_hang=child.killed_for_hang)
+        slot.record_exit(child, code, str(kind))
+        slot.event(Event.EXIT)
+        log.warning("%s %d exited with code %d (%s)", child.role, child.pid, code, kind)
+        if self.stopping or kind is ExitKind.REQUESTED:
+            return
+        if child.role == "server":
+            reason = "hang" if kind is ExitKind.HANG else "crash"
+            self.tell_portal(ServerLost(pid=child.pid, reason=reason,
+                                        poison_seq=child.poison_seq))
+        decision = slot.policy.on_exit(kind, time.monotonic())
+        if decision.action == "give_up":
+            slot.event(Event.GIVE_UP)
+            log.error("%s: %s", child.role, decision.reason)
+            if child.role == "server":
+                self.tell_portal(ServerLost(pid=child.pid, reason="fatal",
+                                            message=decision.reason))
+            return
+        if decision.action == "restart":
+            loop = asyncio.get_running_loop()
+            slot.restart_timer = loop.call_later(
+                decision.delay, lambda: self.spawn_task(self.restart(slot)))
+
+    async def restart(self, slot: Slot) -> None:
+        slot.restart_timer = None
+        if self.stopping or (slot.child is not None and slot.child.alive):
+            return
+        slot.restarts += 1
+        if slot.role == "server" and not await self.portal_ready():
+            log.error("portal is not ready; server restart waits for the next attempt")
+        child = await self.spawn(slot.role, mode="crash")
+        with contextlib.suppress(StartError):
+            await self.wait_ready(child, self.settings.supervisor.start_timeout)
+
+    async def portal_ready(self) -> bool:
+        portal = self.slots["portal"].child
+        if portal is None:
+            return False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(portal.ready),
+                                   self.settings.supervisor.start_timeout)
+            return True
+        return False
+
+    def tell_portal(self, frame: Any, urgent: bool = True) -> bool:
+        portal = self.slots["portal"].child
+        if portal is None or portal.conn is None or portal.conn.is_closing():
+            return False
+        portal.conn.send(frame, urgent=urgent)
+        return True
+
+    async def hang_detected(self, child: Child) -> None:
+        """No heartbeat from the child's loop: dump its stacks, then SIGKILL it."""
+        if not child.alive or child.stop_requested:
+            return
+        log.error("%s %d sent no heartbeat for %.1fs: dumping its stacks and killing it",
+                  child.role, child.pid, self.settings.supervisor.hang_timeout)
+        child.killed_for_hang = True
+        child.poison_seq = read_marker(marker_path(self.paths.state, child.pid))
+        signal_process(child.pid, signal.SIGUSR1)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(child.exited), 0.5)
+            return
+        signal_group(child.pid, signal.SIGKILL)
+
+    # ------------------------------------------------------------ control socket
+
+    def control_connection(self) -> FrameConnection:
+        return FrameConnection(ControlFrame, self.on_control_frame, self.on_control_closed,
+                               name="supervisor-control",
+                               heartbeat=self.settings.supervisor.heartbeat_interval)
+
+    def on_control_frame(self, conn: FrameConnection, frame: Any) -> None:
+        role = conn.state.get("role")
+        if role is None:
+            self.greet(conn, frame)
+        elif role == "cli":
+            self.cli_frame(conn, frame)
+        else:
+            self.child_frame(conn, frame)
+
+    def greet(self, conn: FrameConnection, frame: Any) -> None:
+        reason = "first frame is not a hello"
+        child = None
+        if isinstance(frame, Hello):
+            if frame.role == "cli":
+                reason = check_hello(frame, secret="", roles=("cli",)) or ""
+            else:
+                reason = check_hello(frame, secret=self.secret, roles=("portal", "server")) or ""
+                child = self.children.get(frame.pid)
+                if not reason and (child is None or child.role != frame.role):
+                    reason = f"pid {frame.pid} is not a {frame.role} this supervisor started"
+        if reason:
+            log.warning("refused control connection from pid %d: %s", conn.peer_pid, reason)
+            conn.send(Refused(reason=reason))
+            conn.close(f"refused: {reason}")
+            return
+        assert isinstance(frame, Hello)
+        conn.state.update(role=frame.role, pid=frame.pid)
+        if child is not None:
+            child.conn = conn
+        conn.send(Welcome())
+
+    def child_frame(self, conn: FrameConnection, frame: Any) -> None:
+        child = self.children.get(conn.state["pid"])
+        if child is None:
+            return
+        match frame:
+            case Heartbeat():
+                pass
+            case Ready(info=info):
+                child.info.update(info)
+                if not child.ready.done():
+                    child.ready.set_result(info)
+                    conn.set_heartbeat_timeout(self.settings.supervisor.hang_timeout)
+                    slot = self.slots[child.role]
+                    if slot.child is child:
+                        slot.event(Event.READY)
+                        slot.policy.on_ready(time.monotonic())
+            case StartFailed(message=message):
+                child.failure = message
+            case HandoverResult(ok=ok, message=message):
+                if self.handover is not None and not self.handover.done():
+                    self.handover.set_result((ok, message))
+            case ChildStatus(info=info):
+                if self.status_request is not None and not self.status_request.done():
+                    self.status_request.set_result(info)
+            case PortalRequest(action=action):
+                self.enqueue(Command(name=action), None)
+            case _:
+                log.warning("unexpected %s from %s", type(frame).__name__, child.role)
+
+    def on_control_closed(self, conn: FrameConnection, reason: str) -> None:
+        child = self.children.get(conn.state.get("pid", 0))
+        if child is None or conn.state.get("role") == "cli":
+            return
+        if reason.startswith("no frame from peer"):
+            self.spawn_task(self.hang_detected(child))
+
+    # ------------------------------------------------------------ commands
+
+    def cli_frame(self, conn: FrameConnection, frame: Any) -> None:
+        match frame:
+            case Command(name="status"):
+                self.spawn_task(self.reply_status(conn))
+            case Command(name="reopen_logs"):
+                self.reopen_logs()
+                conn.send(Reply(ok=True, message="log files reopened"))
+            case Command(name=name) if name in QUEUED_COMMANDS:
+                self.enqueue(frame, conn)
+            case Command(name=name):
+                conn.send(Reply(ok=False, message=f"unknown command {name!r}"))
+            case Heartbeat():
+                pass
+            case _:
+                conn.send(Reply(ok=False, message=f"unexpected {type(frame).__name__}"))
+
+    def enqueue(self, command: Command, conn: FrameConnection | None) -> None:
+        if command.name == "reopen_logs":
+            self.reopen_logs()
+            return
+        if conn is not None and self.queue.qsize():
+            conn.send(Progress(message=f"queued behind {self.queue.qsize()} command(s)"))
+        self.queue.put_nowait((command, conn))
+
+    async def command_worker(self) -> None:
+        while True:
+            command, conn = await self.queue.get()
+
+            def report(line: str, conn: FrameConnection | None = conn) -> None:
+                log.info("%s", line)
+                if conn is not None:
+                    conn.send(Progress(message=line))
+
+            try:
+                reply = await self.run_command(command.name, report)
+            except Exception as exc:
+                log.exception("command %s failed", command.name)
+                reply = Reply(ok=False, message=f"{command.name} failed: {exc}")
+            log.info("%s: %s", command.name, reply.message.splitlines()[0] if reply.message else "")
+            if conn is not None:
+                conn.send(reply)
+            elif not reply.ok:
+                self.tell_portal(Announce(text=f"|r{reply.message.splitlines()[0]}|n"))
+            if command.name == "stop" and reply.ok:
+                self.finished.set()
+                return
+
+    async def run_command(self, name: str, report: Callable[[str], None]) -> Reply:
+        if name in ("reload", "reset"):
+            return await self.reload(name, report)
+        if name == "reboot":
+            return await self.reboot(report)
+        if name in ("stop", "shutdown"):
+            await self.shutdown_children(GOODBYE)
+            return Reply(ok=True, message="stopped")
+        return Reply(ok=False, message=f"unknown command {name!r}")
+
+    async def reload(self, mode: str, report: Callable[[str], None]) -> Reply:
+        sup = self.settings.supervisor
+        portal = self.slots["portal"].child
+        if portal is None or not portal.ready.done() or not portal.alive:
+            return Reply(ok=False, message=f"{mode} refused: the portal is not running")
+        slot = self.slots["server"]
+        standby = await self.spawn("server", mode=mode, standby=True)
+        report(f"new server {standby.pid} is starting beside the running one")
+        try:
+            await self.wait_ready(standby, sup.reload_timeout)
+        except StartError as exc:
+            await self.kill(standby)
+            old = slot.child
+            keeps = f"server {old.pid} keeps running" if old and old.alive else "no server runs"
+            return Reply(ok=False, message=f"{mode} failed; {keeps}. The new server failed:\n{exc}")
+        report(f"new server {standby.pid} is ready; handing over")
+        old = slot.child
+        if old is not None and old.alive:
+            old.stop_requested = True
+        loop = asyncio.get_running_loop()
+        self.handover = loop.create_future()
+        self.tell_portal(Handover(mode=mode, standby_pid=standby.pid))
+        try:
+            ok, message = await asyncio.wait_for(self.handover, sup.reload_timeout)
+        except TimeoutError:
+            ok, message = False, f"the portal did not finish the hand-over in {sup.reload_timeout}s"
+        finally:
+            self.handover = None
+        if not ok:
+            await self.kill(standby)
+            if old is not None and old.alive:
+                old.stop_requested = False
+            elif not self.stopping:
+                self.spawn_task(self.restart(slot))
+            return Reply(ok=False, message=f"{mode} failed: {message}")
+        standby.standby = False
+        slot.child = standby
+        slot.adopt()
+        slot.policy.reset()
+        slot.policy.on_ready(time.monotonic())
+        if old is not None and old.alive:
+            await self.stop_child(old, sup.stop_timeout)
+        took_over = f" from {old.pid}" if old is not None else ""
+        return Reply(ok=True, message=f"{mode} done: server {standby.pid} took over{took_over}",
+                     data={"pid": standby.pid})
+
+    async def reboot(self, report: Callable[[str], None]) -> Reply:
+        report("stopping portal and server; players are told and disconnected")
+        await self.shutdown_children(REBOOTING)
+        self.stopping = False
+        for slot in self.slots.values():
+            slot.child = None
+            slot.policy.reset()
+            if slot.state is State.FATAL:
+                slot.event(Event.RESET)
+        try:
+            await self.start_children()
+        except StartError as exc:
+            return Reply(ok=False, message=f"reboot failed: {exc}")
+        return Reply(ok=True, message="rebooted")
+
+    async def shutdown_children(self, reason: str) -> None:
+        """Stop the portal (which stops the server first), then anything left."""
+        self.stopping = True
+        timeout = self.settings.supervisor.stop_timeout
+        for slot in self.slots.values():
+            slot.cancel_restart()
+            slot.event(Event.STOP_REQUESTED)
+        portal = self.slots["portal"].child
+        if portal is not None and portal.alive:
+            portal.stop_requested = True
+            if self.tell_portal(Shutdown(reason=reason)):
+                await self.stop_child(portal, timeout)
+            else:
+                await self.kill(portal)
+        for child in list(self.children.values()):
+            child.stop_requested = True
+            if child.conn is not None and not child.conn.is_closing():
+                child.conn.send(Shutdown(reason=reason))
+            await self.stop_child(child, timeout)
+        sweep_descendants(os.getpid())
+
+    def reopen_logs(self) -> None:
+        for logfile in self.logs.values():
+            logfile.reopen()
+
+    # ------------------------------------------------------------ status
+
+    async def reply_status(self, conn: FrameConnection) -> None:
+        conn.send(Reply(ok=True, data=await self.status()))
+
+    async def status(self) -> dict[str, Any]:
+        portal_info: dict[str, Any] = {}
+        if self.tell_portal(Command(name="status")):
+            self.status_request = asyncio.get_running_loop().create_future()
+            with contextlib.suppress(TimeoutError):
+                portal_info = await asyncio.wait_for(self.status_request, 2.0)
+        me = psutil.Process()
+        data: dict[str, Any] = {
+            "game_dir": str(self.game_dir),
+            "supervisor": {"pid": os.getpid(), "state": "stopping" if self.stopping else "running",
+                           "uptime": time.time() - self.started, "rss": me.memory_info().rss,
+                           "cpu_percent": me.cpu_percent()},
+            "ports": portal_info.get("ports", {}),
+            "sessions": portal_info.get("sessions", 0),
+            "portal_link": portal_info,
+        }
+        for role, slot in self.slots.items():
+            data[role] = self.slot_status(slot)
+        return data
+
+    def slot_status(self, slot: Slot) -> dict[str, Any]:
+        child = slot.child
+        info: dict[str, Any] = {"state": str(slot.state), "pid": None, "restarts": slot.restarts,
+                                "last_exit": slot.last_exit, "history": list(slot.history)}
+        if child is not None and child.alive:
+            info.update(pid=child.pid, uptime=time.time() - child.started)
+            with contextlib.suppress(psutil.Error):
+                proc = psutil.Process(child.pid)
+                info.update(rss=proc.memory_info().rss, cpu_percent=proc.cpu_percent(0.0))
+        return info
+
+    async def watchdog(self) -> None:
+        interval = notify.watchdog_interval()
+        if not interval:
+            return
+        while True:
+            notify.watchdog()
+            await asyncio.sleep(interval)

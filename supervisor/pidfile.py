@@ -1,0 +1,59 @@
+"""The supervisor's pid file, whose identity is checked with the process start time.
+
+A pid alone can be reused by an unrelated process after a reboot or a crash; the pair
+(pid, create_time) cannot, so a stale file is recognised and replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import msgspec
+import psutil
+
+
+class PidRecord(msgspec.Struct, frozen=True):
+    pid: int
+    create_time: float
+
+
+def own_record() -> PidRecord:
+    return PidRecord(os.getpid(), psutil.Process().create_time())
+
+
+def write_pid_file(path: Path, record: PidRecord) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(msgspec.json.encode(record))
+    tmp.chmod(0o600)
+    tmp.replace(path)
+
+
+def read_pid_file(path: Path) -> PidRecord | None:
+    try:
+        return msgspec.json.decode(path.read_bytes(), type=PidRecord)
+    except (OSError, msgspec.DecodeError):
+        return None
+
+
+def is_alive(record: PidRecord) -> bool:
+    """The recorded process still runs (same pid *and* same start time)."""
+    try:
+        proc = psutil.Process(record.pid)
+        return abs(proc.create_time() - record.create_time) < 0.01 and proc.status() != "zombie"
+    except psutil.Error:
+        return False
+
+
+def running_supervisor(path: Path) -> PidRecord | None:
+    """The live supervisor named by the pid file, or None (missing or stale)."""
+    record = read_pid_file(path)
+    return record if record is not None and is_alive(record) else None
+
+
+def remove_pid_file(path: Path, record: PidRecord) -> None:
+    """Remove the file only if it still names `record` (never another run's file)."""
+    if read_pid_file(path) == record:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()

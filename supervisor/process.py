@@ -1,0 +1,64 @@
+"""The only module that starts and signals processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from pathlib import Path
+
+import psutil
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+async def spawn_child(module: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+    """Start `python -m module` in its own session and process group, output piped."""
+    full_env = dict(os.environ)
+    full_env.update(env)
+    full_env["PYTHONUNBUFFERED"] = "1"
+    full_env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO_ROOT), full_env.get("PYTHONPATH", "")) if p
+    )
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", module,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+        env=full_env,
+        cwd=str(REPO_ROOT),
+    )
+
+
+def signal_group(pid: int, sig: int) -> None:
+    """Signal the process group led by `pid` (children run in their own group)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def signal_process(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+def sweep_descendants(root_pid: int, exclude: set[int] | None = None) -> list[int]:
+    """SIGKILL every remaining descendant of `root_pid`; return their pids."""
+    try:
+        children = psutil.Process(root_pid).children(recursive=True)
+    except psutil.Error:
+        return []
+    killed = []
+    for child in children:
+        if exclude and child.pid in exclude:
+            continue
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+            killed.append(child.pid)
+    return killed
+
+
+def stop_signal() -> int:
+    return signal.SIGTERM
