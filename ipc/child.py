@@ -24,6 +24,8 @@ T = TypeVar("T")
 PR_SET_PDEATHSIG = 1
 LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s"
 LOG_DATEFMT = "%Y-%m-%d %H:%M:%S"
+# Children's lines are stamped by the supervisor as it writes them to the log files.
+CHILD_LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
 class ChildEnv(msgspec.Struct, frozen=True, kw_only=True):
@@ -67,7 +69,7 @@ def die_with_parent(parent_pid: int) -> None:
 def setup_child() -> None:
     """Logging to stderr (the supervisor captures it) and stack dumps on SIGUSR1."""
     logging.basicConfig(
-        level=logging.INFO, format=LOG_FORMAT, datefmt=LOG_DATEFMT, stream=sys.stderr
+        level=logging.INFO, format=CHILD_LOG_FORMAT, stream=sys.stderr
     )
     faulthandler.enable()
     faulthandler.register(signal.SIGUSR1, all_threads=True)

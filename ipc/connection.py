@@ -62,6 +62,7 @@ class FrameConnection(asyncio.Protocol):
         heartbeat: float = 0.0,
         heartbeat_timeout: float = 0.0,
         check_uid: bool = True,
+        hello_timeout: float = 10.0,
     ) -> None:
         self.name = name
         self._decoder: FrameDecoder[Any] = FrameDecoder(frame_type, max_frame)
@@ -83,6 +84,10 @@ class FrameConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
         self.peer_pid = 0
+        # Set by the owner once the peer's Hello was accepted. Before that, a malformed
+        # frame closes the connection, and so does silence past `hello_timeout`.
+        self.trusted = False
+        self._hello_timeout = hello_timeout
         self.state: dict[str, Any] = {}  # owner's per-connection notes (role, pid, ...)
 
     # ------------------------------------------------------------ asyncio callbacks
@@ -99,14 +104,24 @@ class FrameConnection(asyncio.Protocol):
                 return
         if self._heartbeat > 0:
             self._timer = self._loop.call_later(self._heartbeat, self._tick)
+        if self._hello_timeout > 0:
+            self._loop.call_later(self._hello_timeout, self._check_hello_in_time)
+
+    def _check_hello_in_time(self) -> None:
+        if not self.trusted:
+            self.close(f"no accepted hello within {self._hello_timeout:.0f}s")
 
     def data_received(self, data: bytes) -> None:
         self._last_seen = self._loop.time()
         decoder = self._decoder
         decoder.receive_data(data)
-        for error in decoder.errors:
-            log.warning("%s: %s", self.name, error)
-        decoder.errors.clear()
+        if decoder.errors:
+            for error in decoder.errors:
+                log.warning("%s (peer pid %d): %s", self.name, self.peer_pid, error)
+            decoder.errors.clear()
+            if not self.trusted:
+                self.close("malformed frame before the handshake")
+                return
         for frame in decoder.frames_received():
             if self.is_closing():
                 return
@@ -115,6 +130,7 @@ class FrameConnection(asyncio.Protocol):
             except Exception:
                 log.exception("%s: handler failed on %s", self.name, type(frame).__name__)
         if decoder.fatal is not None:
+            log.warning("%s (peer pid %d): closing: %s", self.name, self.peer_pid, decoder.fatal)
             self.close(decoder.fatal)
 
     def eof_received(self) -> bool | None:
@@ -232,7 +248,10 @@ async def connect_unix(
     loop = asyncio.get_running_loop()
 
     def factory() -> FrameConnection:
-        return FrameConnection(frame_type, on_frame, on_close, name=name, **kwargs)
+        conn = FrameConnection(frame_type, on_frame, on_close, name=name, hello_timeout=0,
+                               **kwargs)
+        conn.trusted = True  # we dialled a socket in our private folder
+        return conn
 
     _, protocol = await asyncio.wait_for(loop.create_unix_connection(factory, path), timeout)
     return protocol

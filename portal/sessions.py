@@ -265,6 +265,7 @@ class PortalSessionHandler:
     def server_connected(self, conn: FrameConnection, hello: Hello) -> None:
         """A server said hello on the ipc socket (already authenticated)."""
         conn.state.update(role="server", pid=hello.pid)
+        conn.trusted = True
         if hello.standby:
             if self.standby is not None:
                 self.standby.close("replaced by a newer standby")

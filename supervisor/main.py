@@ -335,6 +335,7 @@ class Supervisor:
             return
         assert isinstance(frame, Hello)
         conn.state.update(role=frame.role, pid=frame.pid)
+        conn.trusted = True
         if child is not None:
             child.conn = conn
         conn.send(Welcome())
