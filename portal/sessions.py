@@ -149,7 +149,7 @@ class PortalSessionHandler:
         if self.state is LinkState.ATTACHED and self.server is not None:
             session.announced = True
             self.server.send(PConn(session=session.get_sync_data()))
-        else:
+        elif self.state is LinkState.NONE:
             self._tell_waiting(session)
 
     def disconnect(self, session: PortalSession, reason: str = "") -> None:
@@ -183,7 +183,7 @@ class PortalSessionHandler:
             self._pause(session)
         if self.state is LinkState.ATTACHED:
             self._schedule_pump()
-        else:
+        elif self.state is LinkState.NONE:  # an outage; a hand-over is silent
             self._tell_waiting(session)
 
     def _tell_waiting(self, session: PortalSession) -> None:

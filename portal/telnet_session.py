@@ -52,6 +52,7 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         address = peer[0] if isinstance(peer, tuple) else str(peer)
         self.init_session(self._key, address, self._handler)
         self.protocol_flags = dict(self.telnet.flags)
+        self._telnet_flags = dict(self.telnet.flags)
         self.telnet.initiate()
         self._write()
         self._timer = asyncio.get_running_loop().call_later(
@@ -90,12 +91,20 @@ class TelnetSession(asyncio.Protocol, PortalSession):
                 case OobReceived(cmdname=cmdname, args=args, kwargs=kwargs):
                     self.data_in(cmdname, args, kwargs)
                 case FlagsChanged(flags=flags):
-                    self.protocol_flags.update(flags)
-                    self._handler.flags_changed(self)
+                    self._negotiated(flags)
                 case InputError(message=message):
                     self.send_text(f"|r{message}|n")
                 case ProtocolError(reason=reason):
                     log.info("session %d (%s): %s", self.sessid, self.address, reason)
+
+    def _negotiated(self, flags: dict[str, Any]) -> None:
+        """Apply only what negotiation changed, so flags the game set are kept."""
+        seen = self._telnet_flags
+        changed = {key: value for key, value in flags.items() if seen.get(key) != value}
+        self._telnet_flags = dict(flags)
+        if changed:
+            self.protocol_flags.update(changed)
+            self._handler.flags_changed(self)
 
     def _write(self) -> None:
         data = self.telnet.data_to_send()
