@@ -103,7 +103,8 @@ def ping(ctx: Context) -> None:
     ctx.session.msg(f"pong {ctx.args}".rstrip())
 
 
-@command("help", aliases=["?"], logged_in=None, help="help [COMMAND] - list commands or explain one.")
+@command("help", aliases=["?"], logged_in=None,
+         help="help [COMMAND] - list commands or explain one.")
 def help_(ctx: Context) -> None:
     available = [c for c in ctx.game.commands()
                  if c.logged_in in (None, ctx.session.logged_in)

@@ -45,7 +45,7 @@ class SessionData(msgspec.Struct, kw_only=True):
 # ---------------------------------------------------------------- handshake (both links)
 
 
-class Hello(Frame):
+class Hello(Frame, frozen=True):
     """First frame of every connection: who is calling and with which secret."""
 
     role: str  # "server", "portal", "cli"
@@ -55,43 +55,43 @@ class Hello(Frame):
     standby: bool = False  # a server started for a hand-over (reload / reset)
 
 
-class Welcome(Frame):
+class Welcome(Frame, frozen=True):
     run_id: str = ""
     version: int = PROTOCOL_VERSION
 
 
-class Refused(Frame):
+class Refused(Frame, frozen=True):
     reason: str
 
 
-class Heartbeat(Frame):
+class Heartbeat(Frame, frozen=True):
     sent: float
 
 
 # ---------------------------------------------------------------- game link: portal -> server
 
 
-class PConn(Frame):
+class PConn(Frame, frozen=True):
     """A session opened (Evennia PCONN)."""
 
     session: SessionData
 
 
-class PConnSync(Frame):
+class PConnSync(Frame, frozen=True):
     """A session's negotiated flags changed (Evennia PCONNSYNC)."""
 
     sessid: int
     protocol_flags: dict[str, Any]
 
 
-class PDisconn(Frame):
+class PDisconn(Frame, frozen=True):
     """A client went away (Evennia PDISCONN)."""
 
     sessid: int
     reason: str = ""
 
 
-class PSync(Frame):
+class PSync(Frame, frozen=True):
     """The portal's answer to a server's hello: every session, and why the server starts.
 
     `mode` is "start" (cold boot), "reload", "reset" or "crash" (the previous server died).
@@ -112,11 +112,11 @@ class InputItem(msgspec.Struct, array_like=True):
     kwargs: dict[str, Any]
 
 
-class DataIn(Frame):
+class DataIn(Frame, frozen=True):
     items: list[InputItem]
 
 
-class StopServer(Frame):
+class StopServer(Frame, frozen=True):
     """The portal asks its attached server to stop: "reload", "reset" or "shutdown"."""
 
     mode: str
@@ -125,28 +125,28 @@ class StopServer(Frame):
 # ---------------------------------------------------------------- game link: server -> portal
 
 
-class SyncDone(Frame):
+class SyncDone(Frame, frozen=True):
     """The server rebuilt its sessions from PSync and takes input from now on."""
 
 
-class SLogin(Frame):
+class SLogin(Frame, frozen=True):
     sessid: int
     uid: int
     uname: str
 
 
-class SSync(Frame):
+class SSync(Frame, frozen=True):
     """Session data changed on the server (Evennia SSYNC); fields replace the portal's copy."""
 
     sessions: list[SessionData]
 
 
-class SDisconn(Frame):
+class SDisconn(Frame, frozen=True):
     sessid: int
     reason: str = ""
 
 
-class SDisconnAll(Frame):
+class SDisconnAll(Frame, frozen=True):
     reason: str = ""
 
 
@@ -157,23 +157,23 @@ class OutputItem(msgspec.Struct, array_like=True):
     kwargs: dict[str, Any]
 
 
-class DataOut(Frame):
+class DataOut(Frame, frozen=True):
     items: list[OutputItem]
 
 
-class Ack(Frame):
+class Ack(Frame, frozen=True):
     """Inputs the server has finished with; sent after the output they caused."""
 
     seqs: list[int]
 
 
-class ServerStopped(Frame):
+class ServerStopped(Frame, frozen=True):
     """The server ran its stop hooks, pushed its final SSync, and is about to exit."""
 
     mode: str
 
 
-class AdminRequest(Frame):
+class AdminRequest(Frame, frozen=True):
     """An admin in the game asked for "reload", "reset", "reboot" or "shutdown"."""
 
     action: str
@@ -206,58 +206,58 @@ GameFrame = (
 # ---------------------------------------------------------------- control link
 
 
-class Command(Frame):
+class Command(Frame, frozen=True):
     """CLI -> supervisor: one of start's follow-ups: stop, reload, reset, reboot, status."""
 
     name: str
     args: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class Reply(Frame):
+class Reply(Frame, frozen=True):
     ok: bool
     message: str = ""
     data: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class Progress(Frame):
+class Progress(Frame, frozen=True):
     """A step the supervisor reports to a waiting CLI before the final Reply."""
 
     message: str
 
 
-class Ready(Frame):
+class Ready(Frame, frozen=True):
     """child -> supervisor: the child is ready (portal listening; server attached or standby)."""
 
     info: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class StartFailed(Frame):
+class StartFailed(Frame, frozen=True):
     """child -> supervisor: the child could not start; `message` is its traceback."""
 
     message: str
 
 
-class ChildStatus(Frame):
+class ChildStatus(Frame, frozen=True):
     """child -> supervisor, on change: figures the status command shows."""
 
     info: dict[str, Any]
 
 
-class Handover(Frame):
+class Handover(Frame, frozen=True):
     """supervisor -> portal: stop the attached server with `mode` and attach the standby."""
 
     mode: str
     standby_pid: int
 
 
-class HandoverResult(Frame):
+class HandoverResult(Frame, frozen=True):
     """portal -> supervisor: how a hand-over ended."""
 
     ok: bool
     message: str = ""
 
 
-class ServerLost(Frame):
+class ServerLost(Frame, frozen=True):
     """supervisor -> portal: the server process ended; `reason` is "crash", "hang" or "fatal".
 
     `poison_seq` names the input the server was running when it hung, so it is not
@@ -270,19 +270,19 @@ class ServerLost(Frame):
     poison_seq: int = 0
 
 
-class PortalRequest(Frame):
+class PortalRequest(Frame, frozen=True):
     """portal -> supervisor: an admin's in-game request ("reload", "reset", "reboot", ...)."""
 
     action: str
 
 
-class Shutdown(Frame):
+class Shutdown(Frame, frozen=True):
     """supervisor -> child: stop cleanly (players are told `reason`)."""
 
     reason: str = ""
 
 
-class Announce(Frame):
+class Announce(Frame, frozen=True):
     """supervisor -> portal: tell players something (to one session, or all when 0)."""
 
     text: str

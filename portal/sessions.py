@@ -63,7 +63,8 @@ log = logging.getLogger(__name__)
 
 MSG_RESTARTING = "|yThe game is restarting; your input will be answered in a moment.|n"
 MSG_BACK = "|g... The game is back.|n"
-MSG_FULL = "|yYou are typing faster than the game can answer; your input is held until it catches up.|n"
+MSG_FULL = ("|yYou are typing faster than the game can answer; "
+            "your input is held until it catches up.|n")
 MSG_DOWN = "|rThe game could not be restarted; an admin has been told. You stay connected.|n"
 
 

@@ -19,7 +19,7 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 from ipc.child import ChildEnv, die_with_parent, run, setup_child
@@ -118,6 +118,7 @@ class ServerProcess:
         self.marker = FileMarker(marker_path(env.state_dir, os.getpid()))
         self.handler = ServerSessionHandler(registry, self._send, self.marker)
         self.done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
         self.ready_sent = False
 
@@ -183,7 +184,7 @@ class ServerProcess:
             case PSync():
                 self.attach(frame)
             case StopServer(mode=mode):
-                asyncio.ensure_future(self.stop(mode))
+                self.spawn(self.stop(mode))
             case Welcome():
                 if self.env.standby:
                     self.report_ready({"standby": True})
@@ -240,7 +241,7 @@ class ServerProcess:
         match frame:
             case Shutdown():
                 if self.handler.run_id and not self.stopping:
-                    asyncio.ensure_future(self.stop("shutdown"))
+                    self.spawn(self.stop("shutdown"))
                 else:
                     self.finish(0)
             case Refused(reason=reason):
@@ -253,6 +254,12 @@ class ServerProcess:
         if not self.done.done():
             log.error("supervisor link lost (%s); exiting", reason)
             self.finish(0)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run `coro` as a task that is kept until it is done."""
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     def finish(self, code: int) -> None:
         if not self.done.done():

@@ -15,7 +15,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from ipc.frames import (
     Ack,
@@ -37,10 +37,14 @@ log = logging.getLogger(__name__)
 NOT_AVAILABLE = "Command '{}' is not available. Type \"help\" for help."
 
 
-class SeqMarker:
+class SeqMarker(Protocol):
     """Where the server notes the input it is running (so a hang names its culprit)."""
 
-    def set(self, seq: int) -> None:  # pragma: no cover - replaced by server.marker
+    def set(self, seq: int) -> None: ...
+
+
+class NoMarker:
+    def set(self, seq: int) -> None:
         pass
 
 
@@ -56,7 +60,7 @@ class ServerSessionHandler:
         self.sessions: dict[int, ServerSession] = {}
         self.run_id = ""
         self._send = send
-        self._marker = marker or SeqMarker()
+        self._marker: SeqMarker = marker or NoMarker()
         self._out: list[OutputItem] = []
         self._acks: list[int] = []
         self._dirty: dict[int, ServerSession] = {}
@@ -184,7 +188,9 @@ class ServerSessionHandler:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _await(self, session: ServerSession, item: InputItem, pending: Awaitable[None]) -> None:
+    async def _await(
+        self, session: ServerSession, item: InputItem, pending: Awaitable[None]
+    ) -> None:
         try:
             await pending
         except Exception:
