@@ -34,6 +34,10 @@ class PortalSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     interface: str = "127.0.0.1"
     telnet_port: int = 4000  # 0: any free port (status shows which)
     telnet_ssl_port: int | None = None  # None: telnet over TLS is off; 0: any free port
+    # Certificate and key for telnet/ssl, relative to the game directory. Empty: a
+    # self-signed pair is made in the runtime keys folder on first start and reused.
+    tls_cert: str = ""
+    tls_key: str = ""
     max_line: int = 4096
     negotiation_timeout: float = 1.0
     # Input held while no server is attached (or sent to it and not yet answered).
@@ -48,6 +52,10 @@ class PortalSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             port = getattr(self, key)
             if port is not None and not 0 <= port <= 65535:
                 raise ValueError(f"`{key}` must be a port number (0-65535), not {port}")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("set both `tls_cert` and `tls_key`, or neither")
+        if self.max_line < 1:
+            raise ValueError(f"`max_line` must be at least 1, not {self.max_line}")
         if self.input_buffer_per_session < 1 or self.input_buffer_total < 1:
             raise ValueError("input buffer limits must be at least 1")
 

@@ -26,9 +26,10 @@ from ipc.frames import (
     ServerLost,
     Shutdown,
 )
-from ipc.settings import Settings, load_settings
+from ipc.settings import Settings, load_settings, runtime_paths
 from portal.sessions import MSG_DOWN, PortalSessionHandler
 from portal.telnet_session import TelnetSession
+from portal.tls import certificate_paths, server_context
 
 log = logging.getLogger("portal")
 
@@ -85,6 +86,22 @@ class PortalProcess:
         server = await loop.create_server(factory, portal.interface, portal.telnet_port)
         self.listeners.append(server)
         self.ports["telnet"] = server.sockets[0].getsockname()[1]
+        if portal.telnet_ssl_port is not None:
+            await self.listen_telnet_ssl(portal.telnet_ssl_port)
+
+    async def listen_telnet_ssl(self, port: int) -> None:
+        portal = self.settings.portal
+        cert, key = certificate_paths(self.env.game_dir, runtime_paths(self.env.game_dir).keys,
+                                      portal.tls_cert, portal.tls_key, portal.interface)
+        context = server_context(cert, key)
+
+        def factory() -> TelnetSession:
+            return TelnetSession(self.handler, "telnet/ssl", self.mssp, portal.negotiation_timeout)
+
+        server = await asyncio.get_running_loop().create_server(
+            factory, portal.interface, port, ssl=context, ssl_handshake_timeout=10.0)
+        self.listeners.append(server)
+        self.ports["telnet/ssl"] = server.sockets[0].getsockname()[1]
 
     def mssp(self) -> dict[str, str]:
         return {
@@ -93,6 +110,7 @@ class PortalProcess:
             "UPTIME": str(int(self.started)),
             "PORT": str(self.ports.get("telnet", 0)),
             "CODEBASE": "Hearth",
+            **({"SSL": str(self.ports["telnet/ssl"])} if "telnet/ssl" in self.ports else {}),
         }
 
     # ------------------------------------------------------------ ipc (servers)

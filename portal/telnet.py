@@ -96,6 +96,12 @@ _REMOTE_OK: Final = frozenset({SGA, NAWS, TTYPE, CHARSET})
 _KNOWN: Final = _LOCAL_OK | _REMOTE_OK | {ECHO}
 _OFFER_LOCAL: Final = (SGA, EOR, CHARSET, MCCP2, MSSP, GMCP, MSDP)
 _OFFER_REMOTE: Final = (NAWS, TTYPE)
+# Offers whose answer we do not wait for before settling: MSSP is for crawlers, and
+# TinTin++ (2.02) never answers WILL MSSP at all.
+_NOT_AWAITED: Final = frozenset({MSSP})
+
+# Flags the game may set (a player's `encoding` choice) that change how we read and write.
+_GAME_FLAGS: Final = ("ENCODING", "NOGOAHEAD", "NOPROMPTGOAHEAD")
 
 # Boolean flag set while a local option is on.
 _LOCAL_FLAG: Final = {SGA: "NOGOAHEAD", EOR: "EOR", MSSP: "MSSP", GMCP: "GMCP", MSDP: "MSDP"}
@@ -394,6 +400,15 @@ class TelnetProtocol:
         self._want_echo = hidden
         self._request(ECHO, local=True, enable=hidden)
 
+    def update_flags(self, flags: dict[str, Any]) -> None:
+        """Take the flags the game may change (ENCODING, NOGOAHEAD, NOPROMPTGOAHEAD).
+
+        Emits no FlagsChanged: the change came from the game, which already knows it.
+        """
+        for key in _GAME_FLAGS:
+            if key in flags and flags[key] != self.flags.get(key):
+                self.flags[key] = self._reported[key] = flags[key]
+
     def close(self) -> None:
         """End the MCCP2 stream cleanly; `data_to_send()` then returns the last bytes."""
         self._end_mccp()
@@ -604,7 +619,8 @@ class TelnetProtocol:
 
     def _offer(self, opt: int, *, local: bool) -> None:
         if self._side(opt, local).state is _Q.NO:
-            self._pending.add(_offer_key(opt, local))
+            if opt not in _NOT_AWAITED:
+                self._pending.add(_offer_key(opt, local))
             self._request(opt, local=local, enable=True)
 
     def _request(self, opt: int, *, local: bool, enable: bool) -> None:

@@ -24,7 +24,12 @@ log = logging.getLogger(__name__)
 
 
 class TelnetSession(asyncio.Protocol, PortalSession):
-    """One telnet connection: bytes to `TelnetProtocol`, its events to the handler."""
+    """One telnet connection: bytes to `TelnetProtocol`, its events to the handler.
+
+    The game hears of the session (PConn) only once negotiation has settled or timed
+    out, so its connection screen already knows the client's name, size and colours.
+    Input typed before that waits here, in order, and goes to the game right after.
+    """
 
     def __init__(
         self,
@@ -40,6 +45,9 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         self.telnet = TelnetProtocol(max_line=handler.settings.max_line, mssp=mssp)
         self.transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._announced_to_handler = False
+        self._early_input: list[tuple[str, list[Any], dict[str, Any]]] = []
+        self._early_paused = False
 
     # ------------------------------------------------------------ asyncio callbacks
 
@@ -58,7 +66,6 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         self._timer = asyncio.get_running_loop().call_later(
             self._negotiation_timeout, self._settle
         )
-        self._handler.connect(self)
 
     def data_received(self, data: bytes) -> None:
         self.telnet.receive_data(data)
@@ -87,9 +94,9 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         for event in self.telnet.events_received():
             match event:
                 case LineReceived(text=text):
-                    self.data_in("text", [text], {})
+                    self._input("text", [text], {})
                 case OobReceived(cmdname=cmdname, args=args, kwargs=kwargs):
-                    self.data_in(cmdname, args, kwargs)
+                    self._input(cmdname, args, kwargs)
                 case FlagsChanged(flags=flags):
                     self._negotiated(flags)
                 case InputError(message=message):
@@ -102,9 +109,34 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         seen = self._telnet_flags
         changed = {key: value for key, value in flags.items() if seen.get(key) != value}
         self._telnet_flags = dict(flags)
-        if changed:
-            self.protocol_flags.update(changed)
+        self.protocol_flags.update(changed)
+        if not self._announced_to_handler:
+            self._announce()
+        elif changed:
             self._handler.flags_changed(self)
+
+    def _announce(self) -> None:
+        """Negotiation is over (the first FlagsChanged): register with the handler."""
+        self._announced_to_handler = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._handler.connect(self)
+        early, self._early_input = self._early_input, []
+        for cmdname, args, kwargs in early:
+            self.data_in(cmdname, args, kwargs)
+        if self._early_paused:
+            self._early_paused = False
+            self.resume_input()
+
+    def _input(self, cmdname: str, args: list[Any], kwargs: dict[str, Any]) -> None:
+        if self._announced_to_handler:
+            self.data_in(cmdname, args, kwargs)
+            return
+        self._early_input.append((cmdname, args, kwargs))
+        if len(self._early_input) >= self._handler.settings.input_buffer_per_session:
+            self._early_paused = True
+            self.pause_input()
 
     def _write(self) -> None:
         data = self.telnet.data_to_send()
@@ -127,6 +159,10 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         else:
             self.telnet.send_oob(cmdname, args, kwargs)
         self._write()
+
+    def at_sync(self) -> None:
+        """The game may have changed the flags (a player's `encoding`): tell the parser."""
+        self.telnet.update_flags(self.protocol_flags)
 
     def disconnect(self, reason: str = "") -> None:
         if reason:

@@ -143,6 +143,15 @@ def test_initiate_offers_every_option() -> None:
     assert proto.data_to_send() == b""
 
 
+def test_settling_does_not_wait_for_an_mssp_answer() -> None:
+    # TinTin++ 2.02 never answers WILL MSSP; the session must not wait for its timeout.
+    answers = MUDLET_ANSWERS.replace(cmd(DONT, MSSP), b"")
+    events, _out, flags, settled = run(answers)
+    assert settled
+    assert len(flags_events(events)) == 1
+    assert flags["MSSP"] is False
+
+
 def test_full_negotiation_settles_once_with_flags() -> None:
     events, out, flags, settled = run(MUDLET_ANSWERS)
     assert settled
