@@ -66,6 +66,35 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     login_workers: int = 2
 
 
+class HealthSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """`[supervisor.health]`: resource limits sampled with psutil; 0 turns a limit off.
+
+    A server over a limit is recycled through the reload path (players stay connected).
+    A portal over its limit is only reported, unless `portal_restart` is set, because
+    restarting the portal disconnects every player.
+    """
+
+    interval: float = 2.0  # seconds between samples; 0 turns the health watch off
+    server_max_rss_mb: int = 1024
+    server_max_cpu_percent: float = 0.0
+    server_max_open_files: int = 0
+    portal_max_rss_mb: int = 512
+    portal_max_open_files: int = 0
+    cpu_samples: int = 5  # consecutive samples over the CPU limit before it counts
+    recycle_cooldown: float = 60.0  # at most one health recycle of the server this often
+    portal_restart: bool = False  # reboot (drops players) when the portal passes a limit
+
+    def __post_init__(self) -> None:
+        numbers = ("interval", "server_max_rss_mb", "server_max_cpu_percent",
+                   "server_max_open_files", "portal_max_rss_mb", "portal_max_open_files",
+                   "recycle_cooldown")
+        for key in numbers:
+            if getattr(self, key) < 0:
+                raise ValueError(f"`{key}` must not be negative (0 = off)")
+        if self.cpu_samples < 1:
+            raise ValueError("`cpu_samples` must be at least 1")
+
+
 class SupervisorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     start_timeout: float = 30.0
     stop_timeout: float = 10.0
@@ -76,6 +105,7 @@ class SupervisorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
     backoff_max: float = 30.0
     log_max_bytes: int = 10 * 1024 * 1024
     log_backups: int = 5
+    health: HealthSettings = msgspec.field(default_factory=HealthSettings)
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -42,6 +42,7 @@ class Child:
         self.stop_requested = False
         self.killed_for_hang = False
         self.poison_seq = 0
+        self.health_reported = False  # a passed health limit was acted on or reported
         self.info: dict[str, Any] = {}
 
     @property
@@ -94,6 +95,10 @@ class Slot:
     def record_exit(self, child: Child, code: int, kind: str) -> None:
         self.last_exit = f"pid {child.pid} {kind} (exit code {code})"
         self.history.append({"at": time.time(), "pid": child.pid, "code": code, "kind": kind})
+
+    def record_event(self, pid: int, kind: str, reason: str) -> None:
+        """Something other than an exit worth keeping in the history (a health recycle)."""
+        self.history.append({"at": time.time(), "pid": pid, "kind": kind, "reason": reason})
 
     def cancel_restart(self) -> None:
         if self.restart_timer is not None:

@@ -43,7 +43,7 @@ class CliError(Exception):
 # ---------------------------------------------------------------- talking to the supervisor
 
 
-async def _call(paths: RuntimePaths, command: Command, timeout: float,
+async def request(paths: RuntimePaths, command: Command, timeout: float,
                 on_progress: Callable[[str], None]) -> Reply:
     loop = asyncio.get_running_loop()
     reply: asyncio.Future[Reply] = loop.create_future()
@@ -77,19 +77,30 @@ async def _call(paths: RuntimePaths, command: Command, timeout: float,
 
 
 def _not_running(paths: RuntimePaths) -> CliError:
+    """Why the control socket does not answer; cleans up after a dead supervisor."""
     record = pidfile.running_supervisor(paths.pid_file)
     if record is not None:
         return CliError(f"supervisor {record.pid} runs but its control socket "
-                        f"{paths.control_socket} is gone; stop it with kill {record.pid}")
-    stale = " (removed a stale pid file)" if paths.pid_file.exists() else ""
-    if stale:
+                        f"{paths.control_socket} is gone; `kill -USR1 {record.pid}` "
+                        f"makes it listen again, `kill {record.pid}` stops it")
+    notes = []
+    stale = pidfile.read_pid_file(paths.pid_file)
+    if stale is not None or paths.pid_file.exists():
+        who = f"pid {stale.pid}, which is gone or now another process" if stale else "garbage"
+        notes.append(f"removed a stale pid file naming {who}")
         paths.pid_file.unlink(missing_ok=True)
-    return CliError(f"Hearth is not running for {paths.state.parent}{stale}", EXIT_NOT_RUNNING)
+    # no supervisor runs, so any socket file left is a dead run's
+    for path in (paths.control_socket, paths.portal_socket):
+        if path.exists():
+            path.unlink(missing_ok=True)
+            notes.append(f"removed stale socket {path.name}")
+    extra = f" ({'; '.join(notes)})" if notes else ""
+    return CliError(f"Hearth is not running for {paths.state.parent}{extra}", EXIT_NOT_RUNNING)
 
 
 def call(paths: RuntimePaths, name: str, timeout: float,
          on_progress: Callable[[str], None] = print) -> Reply:
-    return asyncio.run(_call(paths, Command(name=name), timeout, on_progress))
+    return asyncio.run(request(paths, Command(name=name), timeout, on_progress))
 
 
 def wait_pid_gone(pid: int, timeout: float) -> bool:
@@ -130,7 +141,9 @@ def cmd_start(args: argparse.Namespace) -> int:
     if running is not None:
         raise CliError(f"Hearth is already running for {game_dir} (supervisor {running.pid})")
     if args.foreground:
-        from supervisor.daemon import run_supervisor
+        from supervisor.daemon import configure_logging, run_supervisor
+
+        configure_logging()
 
         def finish(ok: bool, message: str) -> None:
             print(message if ok else f"error: {message}", flush=True)
@@ -142,7 +155,8 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 def _start_background(game_dir: Path, paths: RuntimePaths, timeout: float) -> int:
     read_fd, write_fd = os.pipe()
-    logfile = open(paths.logs / "supervisor.log", "ab")  # noqa: SIM115 - handed to the child
+    # only what bypasses logging lands here; the supervisor logs into supervisor.log
+    logfile = open(paths.logs / "supervisor.out", "ab")  # noqa: SIM115 - handed to the child
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     proc = subprocess.Popen(
@@ -157,7 +171,8 @@ def _start_background(game_dir: Path, paths: RuntimePaths, timeout: float) -> in
     result = _follow_progress(read_fd, timeout)
     if result is None:
         code = proc.poll()
-        tail = _tail(paths.logs / "supervisor.log", 20)
+        tail = "\n".join(_tail(paths.logs / name, 20) for name in ("supervisor.log",
+                                                                   "supervisor.out"))
         raise CliError(f"the supervisor exited ({code}) without reporting:\n{tail}")
     ok, message = result
     if not ok:
@@ -246,22 +261,33 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+STATUS_COLUMNS = ("process", "pid", "state", "uptime", "restarts", "rss", "cpu", "sessions",
+                  "ports", "last exit")
+
+
 def format_status(data: dict[str, Any]) -> str:
-    rows = [("process", "pid", "state", "uptime", "restarts", "rss", "cpu", "last exit")]
+    """The `status` table: one row per process, then warnings and the game folder."""
+    rows = [STATUS_COLUMNS]
+    ports = ",".join(f"{k}:{v}" for k, v in data.get("ports", {}).items()) or "-"
+    warnings = []
     for role in ("supervisor", "portal", "server"):
         info = data.get(role, {})
+        portal = role == "portal"
         rows.append((
             role, str(info.get("pid") or "-"), str(info.get("state", "-")),
             _duration(info.get("uptime")), str(info.get("restarts", "-")),
             _megabytes(info.get("rss")), _percent(info.get("cpu_percent")),
+            str(data.get("sessions", 0)) if portal else "-", ports if portal else "-",
             str(info.get("last_exit") or "-"),
         ))
+        if info.get("over_limit"):
+            warnings.append(f"warning: {role} {info.get('pid')} is over a health limit: "
+                            f"{info['over_limit']}")
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
              for row in rows]
-    ports = ", ".join(f"{k} {v}" for k, v in data.get("ports", {}).items()) or "-"
-    lines.append(f"sessions: {data.get('sessions', 0)}   ports: {ports}   "
-                 f"game: {data.get('game_dir', '')}")
+    lines.extend(warnings)
+    lines.append(f"game: {data.get('game_dir', '')}")
     return "\n".join(lines)
 
 
@@ -291,7 +317,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     for path in files:
         if path.exists():
             lines.extend(path.read_text(errors="replace").splitlines()[-args.lines:])
-    lines.sort(key=lambda line: line[:23])
+    lines.sort(key=_stamp_of)
     for line in lines[-args.lines:]:
         print(line)
     if args.follow:
@@ -299,25 +325,74 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _stamp_of(line: str) -> str:
+    return line[:23]  # "YYYY-mm-dd HH:MM:SS.mmm", the same in every file
+
+
+class _Tail:
+    """One followed file: `read_new()` gives the complete lines appended since last time.
+
+    After a rotation (the path now names another file, or the file shrank) it finishes
+    the old file and continues at the start of the new one.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.partial = ""
+        self.handle = self._open()
+        if self.handle is not None:
+            self.handle.seek(0, os.SEEK_END)
+
+    def _open(self) -> Any:
+        try:
+            return self.path.open(errors="replace", newline="")
+        except FileNotFoundError:
+            return None
+
+    def read_new(self) -> list[str]:
+        text = self.handle.read() if self.handle is not None else ""
+        if self._replaced():
+            if self.handle is not None:
+                self.handle.close()
+            self.handle = self._open()
+            text += self.handle.read() if self.handle is not None else ""
+        *lines, self.partial = (self.partial + text).split("\n")
+        return lines
+
+    def _replaced(self) -> bool:
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        if self.handle is None:
+            return True
+        mine = os.fstat(self.handle.fileno())
+        return (now.st_ino, now.st_dev) != (mine.st_ino, mine.st_dev) or (
+            now.st_size < self.handle.tell())
+
+
 def _follow(files: list[Path]) -> None:
-    """Print new lines as they are written, until Ctrl-C."""
-    handles = {}
-    for path in files:
-        path.touch(exist_ok=True)
-        handle = path.open(errors="replace")
-        handle.seek(0, os.SEEK_END)
-        handles[path] = handle
-    try:
-        while True:
-            quiet = True
-            for handle in handles.values():
-                for line in handle.readlines():
-                    quiet = False
-                    print(line, end="", flush=True)
-            if quiet:
-                time.sleep(0.25)
-    except KeyboardInterrupt:
-        pass
+    """Print new lines, interleaved by time, as they are written; until Ctrl-C.
+
+    Woken by inotify through watchfiles, not by polling the files.
+    """
+    import watchfiles
+
+    tails = [_Tail(path) for path in files]
+    names = {str(path) for path in files}
+    for _ in watchfiles.watch(files[0].parent, watch_filter=lambda _c, p: p in names,
+                              debounce=100, step=50, raise_interrupt=False):
+        lines = sorted((line for tail in tails for line in tail.read_new()), key=_stamp_of)
+        for line in lines:
+            print(line, flush=True)
+
+
+def cmd_reopen_logs(args: argparse.Namespace) -> int:
+    reply = call(runtime_paths(args.game_dir), "reopen_logs", 10.0)
+    if not reply.ok:
+        raise CliError(reply.message)
+    print(reply.message)
+    return EXIT_OK
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -354,6 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--process", choices=("supervisor", "portal", "server"))
     logs.add_argument("-n", "--lines", type=int, default=50)
     logs.set_defaults(func=cmd_logs)
+    sub.add_parser("reopen-logs", help="reopen the log files after an external rotation (as "
+                   "SIGUSR1 does)").set_defaults(func=cmd_reopen_logs)
     sub.add_parser("dev", help="run in the foreground and reload on every saved change"
                    ).set_defaults(func=cmd_dev)
     return parser

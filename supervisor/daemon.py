@@ -20,14 +20,43 @@ import uvloop
 from ipc.child import LOG_DATEFMT, LOG_FORMAT
 from ipc.settings import SettingsError, load_settings
 from supervisor.children import StartError
+from supervisor.logs import log_into
 from supervisor.main import AlreadyRunning, Supervisor
 
 EXIT_FAILED = 1
 
 
+def keep_stderr_log(supervisor: Supervisor) -> None:
+    """Foreground: log to the terminal (or journald) and to `supervisor.log`."""
+    log_into(supervisor.logs["supervisor"])
+
+
+def file_log_only(supervisor: Supervisor) -> None:
+    """Background: `supervisor.log` only, rotated like the children's files.
+
+    The daemon's stdout and stderr go to `supervisor.out`, which then only ever holds
+    what bypasses `logging` (an interpreter crash, a faulthandler dump).
+    """
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.StreamHandler) and not isinstance(
+                handler, logging.FileHandler):
+            root.removeHandler(handler)
+    log_into(supervisor.logs["supervisor"])
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt=LOG_DATEFMT,
+                        stream=sys.stderr)
+
+
 def run_supervisor(game_dir: Path, progress: Callable[[str], None],
-                   finish: Callable[[bool, str], None]) -> int:
-    """Run until stopped; `finish(ok, message)` is called once start succeeded or failed."""
+                   finish: Callable[[bool, str], None],
+                   setup: Callable[[Supervisor], None] = keep_stderr_log) -> int:
+    """Run until stopped; `finish(ok, message)` is called once start succeeded or failed.
+
+    `setup` is called with the new `Supervisor` before it starts (logging, dev hooks).
+    """
     try:
         settings = load_settings(game_dir)
     except SettingsError as exc:
@@ -36,6 +65,7 @@ def run_supervisor(game_dir: Path, progress: Callable[[str], None],
 
     async def main() -> int:
         supervisor = Supervisor(game_dir, settings, progress)
+        setup(supervisor)
         running = asyncio.ensure_future(supervisor.run())
         up = asyncio.ensure_future(supervisor.up.wait())
         # run() returns only once stopped; `up` is set as soon as the game is up.
@@ -60,8 +90,7 @@ def main() -> None:
     parser.add_argument("--game-dir", type=Path, required=True)
     parser.add_argument("--progress-fd", type=int, default=-1)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt=LOG_DATEFMT,
-                        stream=sys.stderr)
+    configure_logging()
     out = os.fdopen(args.progress_fd, "w", buffering=1) if args.progress_fd >= 0 else None
 
     def progress(line: str) -> None:
@@ -74,4 +103,4 @@ def main() -> None:
             out.write(("ok " if ok else "error ") + message.replace("\n", "\n  ") + "\n")
             out.close()
 
-    sys.exit(run_supervisor(args.game_dir, progress, finish))
+    sys.exit(run_supervisor(args.game_dir, progress, finish, file_log_only))

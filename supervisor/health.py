@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 
 import msgspec
-import psutil  # type: ignore[import-untyped]  # psutil ships no type hints
+import psutil
 
 __all__ = ["HealthLimits", "HealthSample", "HealthSampler", "evaluate"]
 
@@ -32,7 +32,7 @@ class HealthSample(msgspec.Struct, frozen=True):
     """Open file descriptors (sockets and pipes included), 0 if unreadable."""
     threads: int
     connections: int
-    """Internet sockets, 0 if unreadable."""
+    """Internet sockets, 0 if unreadable, -1 if not counted (see `HealthSampler.sample`)."""
 
 
 class HealthSampler:
@@ -54,8 +54,14 @@ class HealthSampler:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             self._process = None
 
-    def sample(self, now: float) -> HealthSample | None:
-        """Read the child's resource use, or None if it is gone or unreadable."""
+    def sample(self, now: float, *, connections: bool = True) -> HealthSample | None:
+        """Read the child's resource use, or None if it is gone or unreadable.
+
+        Counting connections reads the whole system's socket tables (/proc/net/tcp*),
+        which costs milliseconds on a busy host; a periodic watch passes
+        ``connections=False`` and gets -1, and counts them only when asked
+        (`count_connections`).
+        """
         process = self._process
         if process is None or not process.is_running():
             return None
@@ -69,10 +75,20 @@ class HealthSampler:
                     cpu_percent=float(process.cpu_percent(interval=None)),
                     open_files=_count_fds(process),
                     threads=int(process.num_threads()),
-                    connections=_count_connections(process),
+                    connections=_count_connections(process) if connections else -1,
                 )
         except (psutil.NoSuchProcess, psutil.AccessDenied):  # ZombieProcess included
             return None
+
+
+    def count_connections(self) -> int:
+        """The child's internet sockets now (0 if gone or unreadable)."""
+        if self._process is None:
+            return 0
+        try:
+            return _count_connections(self._process)
+        except psutil.NoSuchProcess:
+            return 0
 
 
 def _count_fds(process: psutil.Process) -> int:

@@ -9,8 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import logging.handlers
+import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+from ipc.child import CHILD_LOG_FORMAT
 
 LINE_FORMAT = "{stamp} [{name} {pid}] {line}"
 
@@ -31,10 +35,14 @@ class LogFile:
         )
         self._handler.setFormatter(logging.Formatter("%(message)s"))
         self.tail: list[str] = []  # the last lines, for error reports
+        # also called with each line (`run.py dev` prints them to the terminal)
+        self.echo: Callable[[str, int, str], None] | None = None
 
     def write(self, pid: int, line: str) -> None:
         text = LINE_FORMAT.format(stamp=stamp(), name=self.name, pid=pid, line=line)
         self._handler.emit(logging.makeLogRecord({"msg": text, "args": None}))
+        if self.echo is not None:
+            self.echo(self.name, pid, line)
         self.tail.append(line)
         if len(self.tail) > 200:
             del self.tail[:100]
@@ -45,12 +53,41 @@ class LogFile:
         try:
             if self._handler.stream is not None:
                 self._handler.stream.close()
-                self._handler.stream = None  # type: ignore[assignment]
+                self._handler.stream = None
         finally:
             self._handler.release()
 
     def close(self) -> None:
         self._handler.close()
+
+
+class LogFileHandler(logging.Handler):
+    """Route this process's own `logging` records into a `LogFile` (`supervisor.log`).
+
+    Each line of a record (a traceback included) is stamped on its own, as the
+    children's lines are, so `run.py logs` can interleave every file by time.
+    """
+
+    def __init__(self, logfile: LogFile) -> None:
+        super().__init__()
+        self.logfile = logfile
+        self.setFormatter(logging.Formatter(CHILD_LOG_FORMAT))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        for line in text.splitlines():
+            self.logfile.write(os.getpid(), line)
+
+
+def log_into(logfile: LogFile) -> LogFileHandler:
+    """Send the root logger's records into `logfile` too; remove the handler when done."""
+    handler = LogFileHandler(logfile)
+    logging.getLogger().addHandler(handler)
+    return handler
 
 
 async def pump_output(stream: asyncio.StreamReader, log: LogFile, pid: int) -> None:

@@ -57,10 +57,18 @@ from ipc.marker import marker_path, read_marker
 from ipc.settings import RuntimePaths, Settings, make_private_dirs, runtime_paths
 from supervisor import notify, pidfile
 from supervisor.children import Child, Slot, StartError
+from supervisor.healthwatch import HealthWatch, decide
 from supervisor.lifecycle import Event, State
 from supervisor.logs import LogFile, pump_output
 from supervisor.policy import ExitKind, RestartPolicy, RestartSettings, classify_exit
-from supervisor.process import signal_group, signal_process, spawn_child, sweep_descendants
+from supervisor.process import (
+    descendants,
+    kill_survivors,
+    signal_group,
+    signal_process,
+    spawn_child,
+    sweep_descendants,
+)
 
 log = logging.getLogger("supervisor")
 
@@ -88,7 +96,10 @@ class Supervisor:
         self.slots = {role: Slot(role, RestartPolicy(restart)) for role in ("portal", "server")}
         self.children: dict[int, Child] = {}
         self.logs = {name: LogFile(self.paths.logs, name, sup.log_max_bytes, sup.log_backups)
-                     for name in ("portal", "server")}
+                     for name in ("supervisor", "portal", "server")}
+        self.health = HealthWatch(sup.health)
+        self.health.watch(os.getpid(), "supervisor")
+        self.health_action_at: dict[str, float] = {}
         self.queue: asyncio.Queue[tuple[Command, FrameConnection | None]] = asyncio.Queue()
         self.stopping = False
         self.finished = asyncio.Event()
@@ -114,6 +125,7 @@ class Supervisor:
         notify.ready()
         self.spawn_task(self.command_worker())
         self.spawn_task(self.watchdog())
+        self.spawn_task(self.health_loop())
         try:
             await self.finished.wait()
         finally:
@@ -126,6 +138,9 @@ class Supervisor:
         if running is not None:
             raise AlreadyRunning(f"Hearth is already running for {self.game_dir} "
                                  f"(supervisor pid {running.pid})")
+        if pidfile.socket_answers(paths.control_socket):
+            raise AlreadyRunning(f"a supervisor answers on {paths.control_socket} although "
+                                 f"{paths.pid_file} names none; stop it first")
         for stale in (paths.control_socket, paths.portal_socket):
             stale.unlink(missing_ok=True)
         self.record = pidfile.own_record()
@@ -185,6 +200,7 @@ class Supervisor:
         if not standby:
             slot.child = child
             slot.event(Event.BACKOFF_ELAPSED if slot.state is State.BACKOFF else Event.SPAWN)
+        self.health.watch(child.pid, role)
         log.info("started %s %d (%s%s)", role, child.pid, mode, ", standby" if standby else "")
         self.spawn_task(self.watch(child))
         return child
@@ -195,12 +211,14 @@ class Supervisor:
         code = await child.proc.wait()
         child.exited.set_result(code)
         self.children.pop(child.pid, None)
+        self.health.forget(child.pid)
         marker_path(self.paths.state, child.pid).unlink(missing_ok=True)
         self.on_exit(child, code)
 
     async def wait_ready(self, child: Child, timeout: float) -> dict[str, Any]:
         """The child's ready info; StartError if it exits or times out first."""
-        done, _ = await asyncio.wait({child.ready, child.exited}, timeout=timeout,
+        either: set[asyncio.Future[Any]] = {child.ready, child.exited}
+        done, _ = await asyncio.wait(either, timeout=timeout,
                                      return_when=asyncio.FIRST_COMPLETED)
         if child.ready in done:
             return child.ready.result()
@@ -215,20 +233,31 @@ class Supervisor:
     async def kill(self, child: Child, timeout: float = 5.0) -> None:
         """SIGKILL a child's whole group and wait (bounded) for it to be reaped."""
         child.stop_requested = True
+        strays = descendants(child.pid)
         signal_group(child.pid, signal.SIGKILL)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(child.exited), timeout)
+        self.sweep(child, strays)
 
     async def stop_child(self, child: Child, timeout: float) -> None:
         """Wait for a child that was asked to stop; then SIGTERM, then SIGKILL its group."""
         child.stop_requested = True
+        strays = descendants(child.pid)
         for sig in (None, signal.SIGTERM):
             if sig is not None:
                 signal_group(child.pid, sig)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(child.exited), timeout / 2)
+                self.sweep(child, strays)
                 return
         await self.kill(child)
+        self.sweep(child, strays)
+
+    def sweep(self, child: Child, strays: list[psutil.Process]) -> None:
+        killed = kill_survivors(strays)
+        if killed:
+            log.warning("%s %d left processes behind; killed %s", child.role, child.pid,
+                        ", ".join(map(str, killed)))
 
     def on_exit(self, child: Child, code: int) -> None:
         slot = self.slots[child.role]
@@ -419,7 +448,7 @@ class Supervisor:
             log.info("%s: %s", command.name, reply.message.splitlines()[0] if reply.message else "")
             if conn is not None:
                 conn.send(reply)
-            elif not reply.ok:
+            elif not reply.ok and command.args.get("announce", True):
                 self.tell_portal(Announce(text=f"|r{reply.message.splitlines()[0]}|n"))
             if command.name == "stop" and reply.ok:
                 self.finished.set()
@@ -499,6 +528,7 @@ class Supervisor:
     async def shutdown_children(self, reason: str) -> None:
         """Stop the portal (which stops the server first), then anything left."""
         self.stopping = True
+        notify.stopping()
         timeout = self.settings.supervisor.stop_timeout
         for slot in self.slots.values():
             slot.cancel_restart()
@@ -518,8 +548,65 @@ class Supervisor:
         sweep_descendants(os.getpid())
 
     def reopen_logs(self) -> None:
+        """Reopen every log file (after logrotate) and re-create a vanished control socket."""
         for logfile in self.logs.values():
             logfile.reopen()
+        log.info("log files reopened")
+        if self.control_server is not None and not self.paths.control_socket.exists():
+            self.spawn_task(self.recreate_control_socket())
+
+    async def recreate_control_socket(self) -> None:
+        """A tmp cleaner removed our socket file: listen again, children keep running."""
+        if self.control_server is not None:
+            self.control_server.close()
+        self.control_server = await asyncio.get_running_loop().create_unix_server(
+            self.control_connection, str(self.paths.control_socket))
+        self.paths.control_socket.chmod(0o600)
+        log.warning("control socket %s was missing; listening on it again",
+                    self.paths.control_socket)
+
+    # ------------------------------------------------------------ health
+
+    async def health_loop(self) -> None:
+        interval = self.settings.supervisor.health.interval
+        while interval:
+            await asyncio.sleep(interval)
+            try:
+                self.check_health(time.monotonic())
+            except Exception:  # a bug here must not end the health watch for good
+                log.exception("health check failed")
+
+    def check_health(self, now: float) -> None:
+        """Sample every ready child once; act on the ones over a limit."""
+        current = {slot.child.pid: slot for slot in self.slots.values()
+                   if slot.child is not None and slot.child.alive and slot.child.ready.done()}
+        over = self.health.tick([os.getpid(), *current], now)
+        for pid, reason in over.items():
+            if pid in current:
+                self.over_limit(current[pid], reason, now)
+
+    def over_limit(self, slot: Slot, reason: str, now: float) -> None:
+        child = slot.child
+        assert child is not None
+        action = decide(slot.role, self.settings.supervisor.health, now,
+                        self.health_action_at.get(slot.role))
+        if action == "wait" or (action == "report" and child.health_reported):
+            return
+        child.health_reported = True
+        if action == "report":
+            log.error("PORTAL %d IS OVER ITS HEALTH LIMIT: %s. It is not restarted, because "
+                      "that disconnects every player; `reboot` when it suits you "
+                      "(or set supervisor.health.portal_restart)", child.pid, reason)
+            return
+        self.health_action_at[slot.role] = now
+        slot.record_event(child.pid, "health", reason)
+        if action == "recycle":
+            log.warning("server %d: %s; recycling it through a reload (players stay connected)",
+                        child.pid, reason)
+            self.enqueue(Command(name="reload", args={"announce": False}), None)
+        else:
+            log.error("portal %d: %s; rebooting (players are disconnected)", child.pid, reason)
+            self.enqueue(Command(name="reboot", args={"announce": False}), None)
 
     # ------------------------------------------------------------ status
 
@@ -532,12 +619,11 @@ class Supervisor:
             self.status_request = asyncio.get_running_loop().create_future()
             with contextlib.suppress(TimeoutError):
                 portal_info = await asyncio.wait_for(self.status_request, 2.0)
-        me = psutil.Process()
         data: dict[str, Any] = {
             "game_dir": str(self.game_dir),
             "supervisor": {"pid": os.getpid(), "state": "stopping" if self.stopping else "running",
-                           "uptime": time.time() - self.started, "rss": me.memory_info().rss,
-                           "cpu_percent": me.cpu_percent()},
+                           "uptime": time.time() - self.started,
+                           **self.health.figures(os.getpid(), time.monotonic())},
             "ports": portal_info.get("ports", {}),
             "sessions": portal_info.get("sessions", 0),
             "portal_link": portal_info,
@@ -551,10 +637,8 @@ class Supervisor:
         info: dict[str, Any] = {"state": str(slot.state), "pid": None, "restarts": slot.restarts,
                                 "last_exit": slot.last_exit, "history": list(slot.history)}
         if child is not None and child.alive:
-            info.update(pid=child.pid, uptime=time.time() - child.started)
-            with contextlib.suppress(psutil.Error):
-                proc = psutil.Process(child.pid)
-                info.update(rss=proc.memory_info().rss, cpu_percent=proc.cpu_percent(0.0))
+            info.update(pid=child.pid, uptime=time.time() - child.started,
+                        **self.health.figures(child.pid, time.monotonic()))
         return info
 
     async def watchdog(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from pathlib import Path
 
 import msgspec
@@ -57,3 +58,14 @@ def remove_pid_file(path: Path, record: PidRecord) -> None:
     if read_pid_file(path) == record:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+def socket_answers(path: Path, timeout: float = 1.0) -> bool:
+    """Something accepts connections on the Unix socket `path` (a stale file does not)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+    return True

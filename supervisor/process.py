@@ -62,3 +62,27 @@ def sweep_descendants(root_pid: int, exclude: set[int] | None = None) -> list[in
 
 def stop_signal() -> int:
     return signal.SIGTERM
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    """A snapshot of `pid`'s descendants, to be swept after it exits.
+
+    Take it *before* stopping the child: once the child is gone its children are
+    re-parented and no longer found under it (a grandchild that left the group, e.g.
+    with setsid, would otherwise outlive a group-wide SIGKILL).
+    """
+    try:
+        return list(psutil.Process(pid).children(recursive=True))
+    except psutil.Error:
+        return []
+
+
+def kill_survivors(procs: list[psutil.Process]) -> list[int]:
+    """SIGKILL those of `procs` still running (psutil checks pid *and* start time)."""
+    killed = []
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            if proc.is_running():
+                proc.kill()
+                killed.append(proc.pid)
+    return killed
