@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 from ipc.child import ChildEnv, die_with_parent, run, setup_child
@@ -48,6 +49,7 @@ class PortalProcess:
         self.ports: dict[str, int] = {}
         self.listeners: list[asyncio.AbstractServer] = []
         self.done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.tasks: set[asyncio.Task[None]] = set()
 
     async def main(self) -> int:
         env = self.env
@@ -147,7 +149,7 @@ class PortalProcess:
             case Announce(text=text, sessid=sessid):
                 self.announce(text, sessid)
             case Shutdown(reason=reason):
-                asyncio.ensure_future(self.shutdown(reason or GOODBYE))
+                self.spawn(self.shutdown(reason or GOODBYE))
             case Refused(reason=reason):
                 log.error("supervisor refused the portal: %s", reason)
                 self.finish(4)
@@ -157,7 +159,7 @@ class PortalProcess:
     def on_control_closed(self, conn: FrameConnection, reason: str) -> None:
         if not self.done.done():
             log.error("supervisor link lost (%s); shutting down", reason)
-            asyncio.ensure_future(self.shutdown(GOODBYE))
+            self.spawn(self.shutdown(GOODBYE))
 
     def server_lost(self, reason: str, poison_seq: int, message: str) -> None:
         if poison_seq:
@@ -198,6 +200,12 @@ class PortalProcess:
         self.env.portal_socket.unlink(missing_ok=True)
         await asyncio.sleep(0.05)  # let the transports write the goodbye before exit
         self.finish(0)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run `coro` as a task that is kept until it is done."""
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     def finish(self, code: int) -> None:
         if not self.done.done():
