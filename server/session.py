@@ -9,7 +9,7 @@ the end of the command that changed them, so a crash restores them as well as a 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ipc.frames import SessionData
@@ -19,27 +19,33 @@ if TYPE_CHECKING:
 
 
 class TrackedDict(dict[str, Any]):
-    """A dict that calls `on_change` whenever it is modified."""
+    """A dict that calls `on_change` whenever it is modified, and notes which keys."""
 
     def __init__(self, data: dict[str, Any], on_change: Callable[[], None]) -> None:
         super().__init__(data)
         self._on_change = on_change
+        self.changed: set[str] = set()
+
+    def _note(self, keys: Iterable[str]) -> None:
+        self.changed.update(keys)
+        self._on_change()
 
     def __setitem__(self, key: str, value: Any) -> None:
         super().__setitem__(key, value)
-        self._on_change()
+        self._note((key,))
 
     def __delitem__(self, key: str) -> None:
         super().__delitem__(key)
-        self._on_change()
+        self._note((key,))
 
     def update(self, *args: Any, **kwargs: Any) -> None:
-        super().update(*args, **kwargs)
-        self._on_change()
+        new = dict(*args, **kwargs)
+        super().update(new)
+        self._note(new)
 
     def pop(self, key: str, *default: Any) -> Any:
         value = super().pop(key, *default)
-        self._on_change()
+        self._note((key,))
         return value
 
     def setdefault(self, key: str, default: Any = None) -> Any:
@@ -48,8 +54,9 @@ class TrackedDict(dict[str, Any]):
         return self[key]
 
     def clear(self) -> None:
+        keys = list(self)
         super().clear()
-        self._on_change()
+        self._note(keys)
 
 
 class ServerSession:
@@ -99,6 +106,15 @@ class ServerSession:
             protocol_flags=dict(self.protocol_flags),
             server_data=dict(self.server_data),
         )
+
+    def get_changed_data(self) -> SessionData:
+        """Sync data for a push to the portal: `protocol_flags` holds only the flags the
+        game changed, so a push never undoes what the portal negotiated meanwhile."""
+        data = self.get_sync_data()
+        flags = self.protocol_flags
+        data.protocol_flags = {key: flags[key] for key in flags.changed if key in flags}
+        flags.changed.clear()
+        return data
 
     def load_sync_data(self, data: SessionData) -> None:
         """Take the portal's copy; `protocol_flags` is merged, as Evennia does."""

@@ -145,7 +145,7 @@ class ServerSessionHandler:
         data = []
         for session in sessions:
             session.dirty = False
-            data.append(session.get_sync_data())
+            data.append(session.get_changed_data())
         if data:
             self._send(SSync(sessions=data))
 

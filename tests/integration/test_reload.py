@@ -328,3 +328,34 @@ def test_chaos_of_reloads_and_kills_under_load(extra_game: GameRunner) -> None:
             await asyncio.sleep(rng.uniform(0.1, 0.5))
 
     asyncio.run(with_pingers(extra_game, 4, during))
+
+
+def test_admin_reload_in_game_and_a_player_who_connects_during_a_gap(
+    extra_game: GameRunner,
+) -> None:
+    async def scenario() -> None:
+        admin, player = MudClient("admin"), MudClient("player")
+        await admin.connect(extra_game.port)
+        await admin.login("admin")  # the first account is the game's admin
+        await player.connect(extra_game.port)
+        await player.login("player")
+        player.send("reload")
+        await player.expect("Command 'reload' is not available")
+        old = extra_game.pid_of("server")
+        admin.send("reload")
+        await admin.expect("reloading its code")
+        for _ in range(100):
+            if extra_game.pid_of("server") != old:
+                break
+            await asyncio.sleep(0.1)
+        assert extra_game.pid_of("server") != old
+        kill9(extra_game.pid_of("server"))
+        late = MudClient("late")
+        await late.connect(extra_game.port)
+        await late.login("late")  # the connection screen comes once a server is back
+        late.send("who")
+        await late.expect(r"Players online \(3\)")
+        for client in (admin, player, late):
+            client.close()
+
+    asyncio.run(scenario())
