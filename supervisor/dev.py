@@ -155,6 +155,7 @@ def run_dev(game_dir: Path) -> int:
     """Run the game in the foreground until Ctrl-C; reload on every good save."""
     terminal = Terminal()
     logging.basicConfig(level=logging.INFO, handlers=[logging.NullHandler()])
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # "1 change detected"
 
     def setup(supervisor: Supervisor) -> None:
         for logfile in supervisor.logs.values():

@@ -268,7 +268,8 @@ class Supervisor:
                              killed_for_hang=child.killed_for_hang)
         slot.record_exit(child, code, str(kind))
         slot.event(Event.EXIT)
-        log.warning("%s %d exited with code %d (%s)", child.role, child.pid, code, kind)
+        level = logging.INFO if kind is ExitKind.REQUESTED else logging.WARNING
+        log.log(level, "%s %d exited with code %d (%s)", child.role, child.pid, code, kind)
         if self.stopping or kind is ExitKind.REQUESTED:
             return
         if child.role == "server":
@@ -529,6 +530,8 @@ class Supervisor:
         """Stop the portal (which stops the server first), then anything left."""
         self.stopping = True
         notify.stopping()
+        for child in self.children.values():  # the portal stops the server: not a crash
+            child.stop_requested = True
         timeout = self.settings.supervisor.stop_timeout
         for slot in self.slots.values():
             slot.cancel_restart()
