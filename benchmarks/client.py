@@ -29,8 +29,10 @@ SE, SB = 240, 250
 
 def strip_telnet(data: bytes, state: dict[str, Any]) -> bytes:
     """Remove telnet commands (stateful across reads); IAC IAC becomes 0xff."""
-    out = bytearray()
     mode = state.get("mode", "data")
+    if mode == "data" and IAC not in data:
+        return data  # the common case: plain text, no byte-by-byte loop
+    out = bytearray()
     for byte in data:
         if mode == "data":
             if byte == IAC:
@@ -236,3 +238,240 @@ def run(cmd: list[str], timeout: float, check: bool = False) -> subprocess.Compl
 
 def kill9(pid: int) -> None:
     os.kill(pid, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------- load clients (benchmarks)
+
+
+def raise_fd_limit(want: int = 1 << 20) -> int:
+    """Raise this process's soft fd limit towards `want` (capped by the hard limit)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(want, hard) if hard != resource.RLIM_INFINITY else want
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft
+
+
+class PingClient(asyncio.Protocol):
+    """A lean telnet client for load: sends `ping <tag>-<n>` and counts `pong <tag>-<n>`.
+
+    No task per client and no per-line allocation beyond the line itself: everything is done
+    in `data_received`. Answers are counted per number (`counts[n]`, saturating at 255), so a
+    benchmark can tell lost (0) from duplicated (>1) inputs after the fact. In closed-loop
+    mode the next ping goes out as soon as the previous answer arrives.
+    """
+
+    gap_threshold = 0.015  # gaps between answers longer than this are recorded in `gaps`
+
+    def __init__(self, tag: str, closed_loop: bool = False) -> None:
+        self.tag = tag
+        self._prefix = f"pong {tag}-".encode()
+        self._ping = f"ping {tag}-".encode()
+        self.transport: asyncio.Transport | None = None
+        self.sent = 0  # numbers 0..sent-1 were sent
+        self.answered = 0  # answers received (duplicates included)
+        self.counts = bytearray()
+        self.out_of_order = 0
+        self.next_expected = 0
+        self.last_answer = 0.0
+        self.gaps: list[tuple[float, float]] = []
+        self.other: list[tuple[float, str]] = []  # (time, line) of lines that are not pongs
+        self.cursor = 0  # `expect` looks at `other[cursor:]`
+        self.closed_at: float | None = None
+        self.closed_loop = closed_loop
+        self.running = False
+        self.rtts: list[float] = []
+        self._sent_at = 0.0
+        self._partial = b""
+        self._telnet: dict[str, Any] = {}
+        self._watch: list[tuple[bytes, asyncio.Future[str]]] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.first_data: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed_at = time.monotonic()
+        for _, fut in self._watch:
+            if not fut.done():
+                fut.set_exception(ConnectionError(f"{self.tag}: connection closed"))
+        self._watch.clear()
+
+    def data_received(self, data: bytes) -> None:
+        if not self.first_data.done():
+            self.first_data.set_result(None)
+        if IAC in data or self._telnet.get("mode", "data") != "data":
+            data = strip_telnet(data, self._telnet)
+        if self._partial:
+            data = self._partial + data
+        *complete, self._partial = data.split(b"\n")
+        now = time.monotonic()
+        prefix = self._prefix
+        for raw in complete:
+            if 27 in raw:
+                raw = ANSI.sub(b"", raw)
+            line = raw.rstrip(b"\r")
+            if line.startswith(prefix):
+                self._pong(int(line[len(prefix):]), now)
+            else:
+                self._other(line.decode("utf-8", "replace"), now)
+
+    def _pong(self, n: int, now: float) -> None:
+        counts = self.counts
+        if n >= len(counts):
+            counts.extend(bytes(n + 1024 - len(counts)))
+        if counts[n] < 255:
+            counts[n] += 1
+        if n != self.next_expected:
+            self.out_of_order += 1
+        self.next_expected = max(self.next_expected, n + 1)
+        self.answered += 1
+        if self.last_answer and now - self.last_answer > self.gap_threshold:
+            self.gaps.append((self.last_answer, now))
+        self.last_answer = now
+        if self.closed_loop:
+            self.rtts.append(now - self._sent_at)
+            if self.running:
+                self.send_ping()
+
+    def _other(self, line: str, now: float) -> None:
+        if line:
+            self.other.append((now, line))
+        if self._watch:
+            keep = []
+            for needle, fut in self._watch:
+                if needle.decode() in line and not fut.done():
+                    self.cursor = len(self.other)
+                    fut.set_result(line)
+                elif not fut.done():
+                    keep.append((needle, fut))
+            self._watch = keep
+
+    # ------------------------------------------------------------ sending
+
+    def send_ping(self) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        self._sent_at = time.monotonic()
+        self.transport.write(b"%s%d\r\n" % (self._ping, self.sent))
+        self.sent += 1
+
+    def send(self, line: str) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(line.encode() + b"\r\n")
+
+    def outstanding(self) -> int:
+        return self.sent - self.answered
+
+    async def expect(self, needle: str, timeout: float = 30.0) -> str:
+        """The next (non-pong) line after the cursor containing `needle`; moves the cursor."""
+        for index in range(self.cursor, len(self.other)):
+            if needle in self.other[index][1]:
+                self.cursor = index + 1
+                return self.other[index][1]
+        self.cursor = len(self.other)
+        fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._watch.append((needle.encode(), fut))
+        return await asyncio.wait_for(fut, timeout)
+
+    def lost_and_duplicated(self, first: int, last: int) -> tuple[int, int]:
+        """Among inputs `first..last-1`: how many got no answer, how many got more than one."""
+        lost = dup = 0
+        counts = self.counts
+        for n in range(first, last):
+            c = counts[n] if n < len(counts) else 0
+            if c == 0:
+                lost += 1
+            elif c > 1:
+                dup += 1
+        return lost, dup
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def open_clients(port: int, count: int, *, prefix: str = "c", closed_loop: bool = False,
+                       concurrency: int = 64, timeout: float = 120.0, greeted: bool = True,
+                       host: str = "127.0.0.1") -> list[PingClient]:
+    """Open `count` PingClients to `port`, at most `concurrency` connects in flight.
+
+    With `greeted`, a connect counts as done only once the server sent its first bytes
+    (the portal's telnet negotiation): the kernel completes a handshake before the server
+    accepts it, so only this bounds the server's accept queue. Without it a fast client
+    overflows a small listen backlog, and the kernel silently drops the connections.
+    """
+    loop = asyncio.get_running_loop()
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(index: int) -> PingClient:
+        async with gate:
+            client = PingClient(f"{prefix}{index}", closed_loop=closed_loop)
+            await loop.create_connection(lambda: client, host, port)
+            if greeted:
+                await client.first_data
+            return client
+
+    return list(await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(count))),
+                                       timeout))
+
+
+async def login_clients(clients: list[PingClient], *, concurrency: int = 32,
+                        timeout: float = 120.0, create: bool = True,
+                        password: str = "secret1") -> float:
+    """Create (or connect) an account per client, `concurrency` at a time; seconds taken."""
+    gate = asyncio.Semaphore(concurrency)
+    verb = "create" if create else "connect"
+
+    async def one(client: PingClient) -> None:
+        async with gate:
+            entered = asyncio.ensure_future(client.expect("Hearth Hall", timeout))
+            client.send(f"{verb} {client.tag} {password}")
+            await entered
+
+    start = time.monotonic()
+    await asyncio.wait_for(asyncio.gather(*(one(c) for c in clients)), timeout)
+    return time.monotonic() - start
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """The `pct` percentile (0-100) by nearest rank; 0.0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def acli(runner: GameRunner, *args: str, timeout: float = 90.0) -> tuple[int, str, float]:
+    """Run `run.py` for `runner` without blocking the loop: (exit code, output, seconds)."""
+    start = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "run.py", "--game-dir", str(runner.dir), *args, cwd=REPO,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return -1, f"timed out after {timeout}s", time.monotonic() - start
+    return proc.returncode or 0, out.decode("utf-8", "replace"), time.monotonic() - start
+
+
+def rss_of(pid: int) -> int:
+    """Resident memory of `pid` in bytes (0 if it is gone)."""
+    try:
+        return int(psutil.Process(pid).memory_info().rss)
+    except psutil.Error:
+        return 0

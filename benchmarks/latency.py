@@ -1,0 +1,217 @@
+"""Closed-loop latency and round trips/s of N telnet clients, against the raw two-hop chain.
+
+Each client sends `ping <tag>-<n>`, waits for `pong <tag>-<n>`, and sends the next at once.
+For every N the raw chain (`benchmarks.baseline`) and Hearth are measured one after the
+other in the same run, and Hearth's figures are printed as ratios to the chain's. Up to
+`--login-max` of Hearth's clients log in (create an account); the rest ping from the
+connection screen, where `ping` runs through the same command path.
+
+A second part, `logins`, has 10 logged-in players ping (closed loop) while 100 new clients
+create accounts at once: how long until all 100 are in, and the 10 players' p99 beside
+their idle p99.
+
+    python -m benchmarks.latency [--clients 1,10,100,1000] [--duration 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import uvloop
+
+from benchmarks.baseline import RawChain
+from benchmarks.client import (
+    GameRunner,
+    PingClient,
+    login_clients,
+    open_clients,
+    percentile,
+    raise_fd_limit,
+)
+from benchmarks.report import table, write_json
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    out = {}
+    for role, pid in pids.items():
+        try:
+            times = psutil.Process(pid).cpu_times()
+            out[role] = times.user + times.system
+        except psutil.Error:
+            out[role] = 0.0
+    return out
+
+
+async def closed_loop(clients: list[PingClient], duration: float, warmup: float,
+                      pids: dict[str, int]) -> dict[str, Any]:
+    """Run every client closed-loop; figures over `duration` after `warmup`."""
+    for client in clients:
+        client.closed_loop, client.running = True, True
+        client.send_ping()
+    await asyncio.sleep(warmup)
+    for client in clients:
+        client.rtts = []
+    cpu0 = cpu_seconds(pids)
+    start = time.monotonic()
+    await asyncio.sleep(duration)
+    elapsed = time.monotonic() - start
+    cpu1 = cpu_seconds(pids)
+    rtts = [rtt for client in clients for rtt in client.rtts]
+    for client in clients:
+        client.running = False
+    deadline = time.monotonic() + 10
+    while any(c.outstanding() for c in clients) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    count = len(rtts)
+    return {
+        "round_trips": count,
+        "per_s": count / elapsed,
+        "p50_us": percentile(rtts, 50) * 1e6,
+        "p95_us": percentile(rtts, 95) * 1e6,
+        "p99_us": percentile(rtts, 99) * 1e6,
+        "cpu_us_per_rt": {role: (cpu1[role] - cpu0[role]) / max(count, 1) * 1e6
+                          for role in pids},
+    }
+
+
+async def measure_raw(chain: RawChain, n: int, args: argparse.Namespace) -> dict[str, Any]:
+    clients = await open_clients(chain.port, n, prefix=f"r{n}-", greeted=False)
+    pids = {"A (relay)": chain.pids["relay"], "B (echo)": chain.pids["echo"],
+            "bench": psutil.Process().pid}
+    try:
+        return await closed_loop(clients, args.duration, args.warmup, pids)
+    finally:
+        for client in clients:
+            client.close()
+
+
+async def measure_hearth(game: GameRunner, port: int, pids: dict[str, int], n: int,
+                         args: argparse.Namespace) -> dict[str, Any]:
+    clients = await open_clients(port, n, prefix=f"h{n}-")
+    try:
+        await asyncio.gather(*(c.expect("connect <username>") for c in clients))
+        logged = clients[: args.login_max]
+        login_s = await login_clients(logged, concurrency=args.login_concurrency)
+        result = await closed_loop(clients, args.duration, args.warmup, pids)
+        result.update(logged_in=len(logged), at_screen=n - len(logged), login_s=login_s)
+        return result
+    finally:
+        for client in clients:
+            client.close()
+        await asyncio.sleep(0.2)  # let the portal see them go before the next round
+
+
+async def login_storm(port: int, args: argparse.Namespace) -> dict[str, Any]:
+    players = await open_clients(port, 10, prefix="obs")
+    newcomers = await open_clients(port, args.storm, prefix="new")
+    try:
+        await asyncio.gather(*(c.expect("connect <username>") for c in players + newcomers))
+        await login_clients(players)
+        idle = await closed_loop(players, 2.0, 0.3, {})
+        for client in players:
+            client.rtts = []
+            client.closed_loop, client.running = True, True
+            client.send_ping()
+        await asyncio.sleep(0.2)
+        for client in players:
+            client.rtts = []
+        took = await login_clients(newcomers, concurrency=len(newcomers), timeout=60)
+        during = [rtt for client in players for rtt in client.rtts]
+        for client in players:
+            client.running = False
+        idle_p99 = idle["p99_us"]
+        storm_p99 = percentile(during, 99) * 1e6
+        return {"logins": len(newcomers), "all_in_s": took, "idle_p99_us": idle_p99,
+                "storm_p99_us": storm_p99, "p99_ratio": storm_p99 / idle_p99 if idle_p99 else 0}
+    finally:
+        for client in players + newcomers:
+            client.close()
+
+
+async def amain(args: argparse.Namespace) -> dict[str, Any]:
+    raise_fd_limit()
+    sizes = [int(x) for x in args.clients.split(",")]
+    rows: list[dict[str, Any]] = []
+    root = Path(tempfile.mkdtemp(prefix="hearth-bench-"))
+    game = GameRunner(root, {"portal": {"negotiation_timeout": 0.3}})
+    chain = RawChain()
+    try:
+        game.start()
+        status = game.status()
+        port = int(status["ports"]["telnet"])
+        pids = {"portal": int(status["portal"]["pid"]), "server": int(status["server"]["pid"]),
+                "bench": psutil.Process().pid}
+        chain.start()
+        for n in sizes:
+            raw = await measure_raw(chain, n, args)
+            hearth = await measure_hearth(game, port, pids, n, args)
+            rows.append({"clients": n, "raw": raw, "hearth": hearth})
+            print(f"  {n} clients: raw {raw['per_s']:,.0f}/s, hearth {hearth['per_s']:,.0f}/s",
+                  flush=True)
+        storm = await login_storm(port, args) if args.storm else None
+    finally:
+        chain.stop()
+        leftovers = game.cleanup()
+    return {"rows": rows, "login_storm": storm, "leftovers": leftovers,
+            "settings": vars(args)}
+
+
+def report(data: dict[str, Any]) -> None:
+    out = []
+    for row in data["rows"]:
+        raw, hearth = row["raw"], row["hearth"]
+        out.append([row["clients"], "round trips/s", hearth["per_s"], raw["per_s"],
+                    hearth["per_s"] / raw["per_s"], "≥ 0.50"])
+        for key in ("p50_us", "p95_us", "p99_us"):
+            target = "≤ 2.0" if key == "p50_us" and row["clients"] == 1 else ""
+            out.append([row["clients"], key.replace("_us", " µs"), hearth[key], raw[key],
+                        hearth[key] / raw[key] if raw[key] else 0.0, target])
+    print(table("latency: Hearth vs the raw two-hop chain (closed loop)",
+                ["clients", "figure", "hearth", "raw", "ratio", "target"], out))
+    cpu = []
+    for row in data["rows"]:
+        h, r = row["hearth"]["cpu_us_per_rt"], row["raw"]["cpu_us_per_rt"]
+        cpu.append([row["clients"], h["portal"], r["A (relay)"], h["server"], r["B (echo)"],
+                    h["bench"], r["bench"]])
+    print(table("CPU µs per round trip", ["clients", "portal", "raw A", "server", "raw B",
+                                           "client (hearth)", "client (raw)"], cpu))
+    logins = [[row["clients"], row["hearth"]["logged_in"], row["hearth"]["at_screen"],
+               row["hearth"]["login_s"]] for row in data["rows"]]
+    print(table("Hearth clients: logged in (create) vs pinging at the connection screen",
+                ["clients", "logged in", "at screen", "login s"], logins))
+    storm = data.get("login_storm")
+    if storm:
+        print(table("simultaneous logins while 10 players ping",
+                    ["logins", "all in (s)", "target", "idle p99 µs", "during p99 µs",
+                     "ratio", "target"],
+                    [[storm["logins"], storm["all_in_s"], "≤ 2 s", storm["idle_p99_us"],
+                      storm["storm_p99_us"], storm["p99_ratio"], "< 2.0"]]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", default="1,10,100,1000")
+    parser.add_argument("--duration", type=float, default=3.0)
+    parser.add_argument("--warmup", type=float, default=0.5)
+    parser.add_argument("--login-max", type=int, default=100,
+                        help="log in at most this many clients per round (scrypt is slow)")
+    parser.add_argument("--login-concurrency", type=int, default=32)
+    parser.add_argument("--storm", type=int, default=100,
+                        help="simultaneous logins in the login part (0: skip it)")
+    args = parser.parse_args()
+    data = uvloop.run(amain(args))
+    report(data)
+    path = write_json("latency", data)
+    print(f"\nJSON: {path}")
+    if data["leftovers"]:
+        print(f"killed leftover processes: {data['leftovers']}")
+
+
+if __name__ == "__main__":
+    main()
