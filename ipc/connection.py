@@ -165,12 +165,14 @@ class FrameConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
+        # The transport may keep the buffer it was given (when the socket is full), so
+        # hand it over and start a new one instead of clearing it.
         if self._urgent:
-            transport.write(self._urgent)
-            self._urgent.clear()
+            urgent, self._urgent = self._urgent, bytearray()
+            transport.write(urgent)
         if self._out:
-            transport.write(self._out)
-            self._out.clear()
+            out, self._out = self._out, bytearray()
+            transport.write(out)
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Wait until the peer has read enough that writing may go on."""
@@ -205,8 +207,8 @@ class FrameConnection(asyncio.Protocol):
 
     def abort(self, reason: str) -> None:
         """Close at once, dropping whatever is queued."""
-        self._out.clear()
-        self._urgent.clear()
+        self._out = bytearray()
+        self._urgent = bytearray()
         if self.transport is not None:
             self.transport.abort()
         self.close(reason)

@@ -39,6 +39,8 @@ class PortalSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     tls_cert: str = ""
     tls_key: str = ""
     max_line: int = 4096
+    # A player whose client stops reading is disconnected once this much output waits.
+    max_output_buffer: int = 4 * 1024 * 1024
     negotiation_timeout: float = 1.0
     # Input held while no server is attached (or sent to it and not yet answered).
     input_buffer_per_session: int = 1000

@@ -45,6 +45,7 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         self.telnet = TelnetProtocol(max_line=handler.settings.max_line, mssp=mssp)
         self.transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._paused: set[str] = set()
         self._announced_to_handler = False
         self._early_input: list[tuple[str, list[Any], dict[str, Any]]] = []
         self._early_paused = False
@@ -140,8 +141,14 @@ class TelnetSession(asyncio.Protocol, PortalSession):
 
     def _write(self) -> None:
         data = self.telnet.data_to_send()
-        if data and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
+        transport = self.transport
+        if data and transport is not None and not transport.is_closing():
+            transport.write(data)
+            if transport.get_write_buffer_size() > self._handler.settings.max_output_buffer:
+                log.warning("session %d (%s): client stopped reading; %d bytes of output "
+                            "wait; disconnecting it", self.sessid, self.address,
+                            transport.get_write_buffer_size())
+                transport.abort()
 
     # ------------------------------------------------------------ output
 
@@ -174,9 +181,29 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         self._handler.disconnect(self, reason)
 
     def pause_input(self) -> None:
-        if self.transport is not None:
-            self.transport.pause_reading()
+        self._set_paused("input", True)
 
     def resume_input(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.resume_reading()
+        self._set_paused("input", False)
+
+    def pause_writing(self) -> None:
+        """The client reads slower than we write: stop taking its commands meanwhile."""
+        self._set_paused("output", True)
+
+    def resume_writing(self) -> None:
+        self._set_paused("output", False)
+
+    def _set_paused(self, reason: str, paused: bool) -> None:
+        """Read from the client only while nothing (input held, output backed up) forbids it."""
+        was = bool(self._paused)
+        if paused:
+            self._paused.add(reason)
+        else:
+            self._paused.discard(reason)
+        transport = self.transport
+        if transport is None or transport.is_closing() or was == bool(self._paused):
+            return
+        if self._paused:
+            transport.pause_reading()
+        else:
+            transport.resume_reading()

@@ -203,3 +203,41 @@ def test_bad_ipc_connections_are_refused_and_the_portal_keeps_serving(game: Game
     assert "malformed frame" in log
     assert "Teleport" in log
     assert "over the limit" in log
+
+
+def test_a_client_that_stops_reading_is_cut_off_and_others_are_served(
+    game_factory: type[GameRunner],
+) -> None:
+    game = game_factory({"portal": {"max_output_buffer": 65536}})
+    game.start()
+
+    async def scenario() -> None:
+        talker = MudClient("talker")
+        await talker.connect(game.port)
+        await talker.login("talker")
+        sleeper = socket.socket()
+        sleeper.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sleeper.settimeout(10)
+        sleeper.connect(("127.0.0.1", game.port))
+        sleeper.sendall(b"create sleeper secret1\r\n")
+        seen = b""
+        while b"Hearth Hall" not in seen:  # logged in; from now on it never reads
+            seen += await asyncio.to_thread(sleeper.recv, 65536)
+        text = "z" * 3000
+        # enough to fill the kernel's socket buffers (several MB on loopback) and ours
+        log = Path(game.dir, ".hearth", "logs", "portal.log")
+        for n in range(3000):
+            talker.send(f"say {n} {text}")
+            if n % 50 == 0:
+                if "client stopped reading" in log.read_text():
+                    break
+                await talker.expect(rf"^You say, \"{n} ", timeout=60)
+        talker.send("ping talker-0")
+        await pings_answered(talker, 0, 1)
+        assert "client stopped reading" in log.read_text()
+        talker.send("who")
+        await talker.expect(r"Players online \(1\): talker")
+        sleeper.close()
+        talker.close()
+
+    asyncio.run(scenario())
