@@ -461,6 +461,7 @@ class Supervisor:
         if name == "reboot":
             return await self.reboot(report)
         if name in ("stop", "shutdown"):
+            notify.stopping()  # not for a reboot: systemd would take the unit as going down
             await self.shutdown_children(GOODBYE)
             return Reply(ok=True, message="stopped")
         return Reply(ok=False, message=f"unknown command {name!r}")
@@ -529,7 +530,6 @@ class Supervisor:
     async def shutdown_children(self, reason: str) -> None:
         """Stop the portal (which stops the server first), then anything left."""
         self.stopping = True
-        notify.stopping()
         for child in self.children.values():  # the portal stops the server: not a crash
             child.stop_requested = True
         timeout = self.settings.supervisor.stop_timeout

@@ -281,3 +281,28 @@ def test_foreground_speaks_sd_notify_and_takes_signals_through_the_queue(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(timeout=10)
+
+
+def test_crash_loop_gives_up_with_a_clear_status_and_a_good_reload_recovers(
+    game_factory: type[GameRunner],
+) -> None:
+    runner = game_factory({"supervisor": {"crash_loop_limit": 3, "backoff_max": 0.5}})
+    runner.start()
+    commands = runner.dir / "commands.py"
+    original = commands.read_text()
+    commands.write_text(original + "\nraise RuntimeError('broken on purpose')\n")
+    first = runner.pid_of("server")
+    kill9(first)  # a crash; every restart now fails at import
+    wait_until(lambda: runner.status()["server"]["state"] == "fatal", 30.0, "the give-up")
+    server = runner.status()["server"]
+    kinds = [event["kind"] for event in server["history"]]
+    assert kinds == ["crash", "startup_failure", "startup_failure"]
+    assert server["pid"] is None and server["restarts"] == 2
+    assert "startup_failure" in server["last_exit"]
+    refused = runner.cli("reload")
+    assert refused.returncode == 1 and "broken on purpose" in refused.stderr
+    commands.write_text(original)
+    fixed = runner.cli("reload")
+    assert fixed.returncode == 0, fixed.stderr
+    runner.remember_pids()
+    assert runner.status()["server"]["state"] == "running"
