@@ -451,7 +451,7 @@ class Supervisor:
                 conn.send(reply)
             elif not reply.ok and command.args.get("announce", True):
                 self.tell_portal(Announce(text=f"|r{reply.message.splitlines()[0]}|n"))
-            if command.name == "stop" and reply.ok:
+            if command.name in ("stop", "shutdown") and reply.ok:
                 self.finished.set()
                 return
 
