@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from ipc.frames import DataIn, DataOut, Frame, OutputItem
+from ipc.frames import DataIn, DataOut, Frame, OutputItem, SSync
 
 DEFAULT_MAX_FRAME = 1 << 20  # 1 MiB
 PREFIX = 4
@@ -98,11 +98,15 @@ class FrameEncoder:
 
 
 def split_frame(frame: Frame) -> list[Frame]:
-    """Halve a batch frame, or cut a single long text output in two."""
+    """Halve a batch frame (data, or a server's session push), or cut a long text in two."""
     if isinstance(frame, DataOut | DataIn) and len(frame.items) > 1:
         half = len(frame.items) // 2
         kind = type(frame)
         return [kind(items=frame.items[:half]), kind(items=frame.items[half:])]  # type: ignore[arg-type]
+    if isinstance(frame, SSync) and len(frame.sessions) > 1:
+        # Each session's fields replace the portal's copy: two halves do what the whole did.
+        half = len(frame.sessions) // 2
+        return [SSync(sessions=frame.sessions[:half]), SSync(sessions=frame.sessions[half:])]
     if isinstance(frame, DataOut) and frame.items and _long_text(frame.items[0]):
         item = frame.items[0]
         text: str = item.args[0]
