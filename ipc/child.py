@@ -7,6 +7,7 @@ parent goes (PR_SET_PDEATHSIG), and it also exits when its control link closes.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import faulthandler
 import logging
@@ -78,3 +79,23 @@ def setup_child() -> None:
 def run(main: Coroutine[Any, Any, T]) -> T:
     """Run `main` on uvloop."""
     return uvloop.run(main)
+
+
+class ChildProcess:
+    """What the portal and the server processes share: an exit code to wait for, and
+    background tasks kept referenced until they are done."""
+
+    def __init__(self) -> None:
+        self.done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run `coro` as a task that is kept until it is done."""
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def finish(self, code: int) -> None:
+        """End the process's main coroutine with `code` (the first call wins)."""
+        if not self.done.done():
+            self.done.set_result(code)

@@ -42,6 +42,11 @@ class SessionData(msgspec.Struct, kw_only=True):
     server_data: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
+def sync_data_from(session: object) -> SessionData:
+    """Read every synced field off a session object, the portal's or the server's."""
+    return SessionData(**{name: getattr(session, name) for name in SessionData.__struct_fields__})
+
+
 # ---------------------------------------------------------------- handshake (both links)
 
 

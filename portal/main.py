@@ -7,10 +7,9 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Coroutine
 from typing import Any
 
-from ipc.child import ChildEnv, die_with_parent, run, setup_child
+from ipc.child import ChildEnv, ChildProcess, die_with_parent, run, setup_child
 from ipc.connection import FrameConnection, check_hello, connect_unix
 from ipc.frames import (
     Announce,
@@ -37,8 +36,9 @@ log = logging.getLogger("portal")
 GOODBYE = "The game is shutting down. Goodbye!"
 
 
-class PortalProcess:
+class PortalProcess(ChildProcess):
     def __init__(self, env: ChildEnv, settings: Settings) -> None:
+        super().__init__()
         self.env = env
         self.settings = settings
         self.started = time.time()
@@ -48,8 +48,6 @@ class PortalProcess:
         )
         self.ports: dict[str, int] = {}
         self.listeners: list[asyncio.AbstractServer] = []
-        self.done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self.tasks: set[asyncio.Task[None]] = set()
 
     async def main(self) -> int:
         env = self.env
@@ -201,15 +199,6 @@ class PortalProcess:
         await asyncio.sleep(0.05)  # let the transports write the goodbye before exit
         self.finish(0)
 
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run `coro` as a task that is kept until it is done."""
-        task = asyncio.ensure_future(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    def finish(self, code: int) -> None:
-        if not self.done.done():
-            self.done.set_result(code)
 
 
 async def amain() -> int:

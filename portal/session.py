@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from ipc.frames import SessionData
+from ipc.frames import SessionData, sync_data_from
 
 if TYPE_CHECKING:
     from portal.sessions import PortalSessionHandler
@@ -49,21 +49,7 @@ class PortalSession:
         self.conn_time = self.cmd_last = self.cmd_last_visible = time.time()
 
     def get_sync_data(self) -> SessionData:
-        return SessionData(
-            sessid=self.sessid,
-            protocol_key=self.protocol_key,
-            address=self.address,
-            csessid=self.csessid,
-            uid=self.uid,
-            uname=self.uname,
-            logged_in=self.logged_in,
-            conn_time=self.conn_time,
-            cmd_last=self.cmd_last,
-            cmd_last_visible=self.cmd_last_visible,
-            cmd_total=self.cmd_total,
-            protocol_flags=self.protocol_flags,
-            server_data=self.server_data,
-        )
+        return sync_data_from(self)
 
     def load_sync_data(self, data: SessionData) -> None:
         """Take the server's changes. The portal counts commands itself (at each ack),

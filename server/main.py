@@ -14,15 +14,14 @@ Start-up, in order (a failure at any step before "ready" is sent to the supervis
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sys
 import traceback
-from collections.abc import Coroutine, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-from ipc.child import ChildEnv, die_with_parent, run, setup_child
+from ipc.child import ChildEnv, ChildProcess, die_with_parent, run, setup_child
 from ipc.connection import FrameConnection, connect_unix
 from ipc.frames import (
     AdminRequest,
@@ -109,16 +108,15 @@ class ServerGame:
         return registry.unique_commands()
 
 
-class ServerProcess:
+class ServerProcess(ChildProcess):
     def __init__(self, env: ChildEnv, settings: Settings) -> None:
+        super().__init__()
         self.env = env
         self.settings = settings
         self.control: FrameConnection | None = None
         self.link: FrameConnection | None = None
         self.marker = FileMarker(marker_path(env.state_dir, os.getpid()))
         self.handler = ServerSessionHandler(registry, self._send, self.marker)
-        self.done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
         self.ready_sent = False
 
@@ -255,15 +253,6 @@ class ServerProcess:
             log.error("supervisor link lost (%s); exiting", reason)
             self.finish(0)
 
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run `coro` as a task that is kept until it is done."""
-        task = asyncio.ensure_future(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    def finish(self, code: int) -> None:
-        if not self.done.done():
-            self.done.set_result(code)
 
 
 async def amain() -> int:

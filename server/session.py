@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from ipc.frames import SessionData
+from ipc.frames import SessionData, sync_data_from
 
 if TYPE_CHECKING:
     from server.sessions import ServerSessionHandler
@@ -91,21 +91,10 @@ class ServerSession:
         self.conn_time = time.time()
 
     def get_sync_data(self) -> SessionData:
-        return SessionData(
-            sessid=self.sessid,
-            protocol_key=self.protocol_key,
-            address=self.address,
-            csessid=self.csessid,
-            uid=self.uid,
-            uname=self.uname,
-            logged_in=self.logged_in,
-            conn_time=self.conn_time,
-            cmd_last=self.cmd_last,
-            cmd_last_visible=self.cmd_last_visible,
-            cmd_total=self.cmd_total,
-            protocol_flags=dict(self.protocol_flags),
-            server_data=dict(self.server_data),
-        )
+        data = sync_data_from(self)
+        data.protocol_flags = dict(self.protocol_flags)
+        data.server_data = dict(self.server_data)
+        return data
 
     def get_changed_data(self) -> SessionData:
         """Sync data for a push to the portal: `protocol_flags` holds only the flags the
