@@ -48,7 +48,6 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         self._paused: set[str] = set()
         self._announced_to_handler = False
         self._early_input: list[tuple[str, list[Any], dict[str, Any]]] = []
-        self._early_paused = False
 
     # ------------------------------------------------------------ asyncio callbacks
 
@@ -126,9 +125,7 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         early, self._early_input = self._early_input, []
         for cmdname, args, kwargs in early:
             self.data_in(cmdname, args, kwargs)
-        if self._early_paused:
-            self._early_paused = False
-            self.resume_input()
+        self._set_paused("early", False)
 
     def _input(self, cmdname: str, args: list[Any], kwargs: dict[str, Any]) -> None:
         if self._announced_to_handler:
@@ -136,8 +133,7 @@ class TelnetSession(asyncio.Protocol, PortalSession):
             return
         self._early_input.append((cmdname, args, kwargs))
         if len(self._early_input) >= self._handler.settings.input_buffer_per_session:
-            self._early_paused = True
-            self.pause_input()
+            self._set_paused("early", True)
 
     def _write(self) -> None:
         data = self.telnet.data_to_send()
