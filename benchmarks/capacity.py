@@ -95,7 +95,8 @@ async def measure_hearth(n: int, args: argparse.Namespace) -> dict[str, Any]:
             "rss_after_reload": after_reload,
             "per_session": {role: (after[role] - before[role]) / n for role in before},
             "new_server_per_session": (after_reload["server"] - before["server"]) / n,
-            "reload_exit": code, "reload_output": out[-2000:], "reload_s": reload_s, "probe_answered": answered,
+            "reload_exit": code, "reload_output": out[-2000:], "reload_s": reload_s,
+            "probe_answered": answered,
             "dropped_during_reload": dropped, **sync,
         }
     finally:

@@ -113,7 +113,7 @@ async def login_storm(port: int, args: argparse.Namespace) -> dict[str, Any]:
     try:
         await asyncio.gather(*(c.expect("connect <username>") for c in players + newcomers))
         await login_clients(players)
-        idle = await closed_loop(players, 2.0, 0.3, {})
+        idle = await closed_loop(players, args.duration, args.warmup, {})
         for client in players:
             client.rtts = []
             client.closed_loop, client.running = True, True

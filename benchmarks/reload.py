@@ -94,7 +94,7 @@ class Bench:
         init.write_text(init.read_text() + "from . import hang  # noqa: F401  (benchmark)\n")
 
     async def server_pid(self) -> int:
-        code, out, _ = await acli(self.game, "status", "--json", timeout=30)
+        _, out, _ = await acli(self.game, "status", "--json", timeout=30)
         import json
 
         try:
@@ -109,7 +109,7 @@ class Bench:
         return True, "quiet period (control)"
 
     async def trigger_reload(self) -> tuple[bool, str]:
-        code, out, _ = await acli(self.game, "reload", timeout=120)
+        code, _, _ = await acli(self.game, "reload", timeout=120)
         return code == 0, f"exit {code}"
 
     async def trigger_kill(self) -> tuple[bool, str]:
@@ -303,6 +303,11 @@ def main() -> None:
     print(f"\nJSON: {path}")
     if leftovers:
         print(f"killed leftover processes: {leftovers}")
+    bad = [r["event"] for r in data["events"] if not r["ok"] or r["lost"] or r["duplicated"]
+           or r["dropped"]]
+    if bad:
+        print(f"events that failed, lost, duplicated or dropped: {', '.join(bad)}")
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(os.environ.get("HEARTH_BENCH_RESULTS")
+               or Path(__file__).resolve().parent / "results")
 
 
 def machine() -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""`python -m benchmarks.run_all` (same as `python -m benchmarks`): the whole suite with default settings (about 3-4 minutes).
+"""`python -m benchmarks.run_all` (or `python -m benchmarks`): the whole suite, default settings.
 
 Runs each benchmark as its own process, one after the other, so a failure in one does not
 stop the rest; every one prints its table and writes JSON to benchmarks/results/.
@@ -6,6 +6,7 @@ stop the rest; every one prints its table and writes JSON to benchmarks/results/
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -33,11 +34,18 @@ def main() -> int:
             continue
         cmd = [sys.executable, "-m", f"benchmarks.{name}", *extra]
         print(f"\n=== {' '.join(cmd[1:])}", flush=True)
+        proc = subprocess.Popen(cmd, cwd=REPO)
         try:
-            code = subprocess.run(cmd, cwd=REPO, timeout=LIMIT).returncode
+            code = proc.wait(timeout=LIMIT)
         except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)  # its `finally` blocks stop what it started
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
             code = -1
-            print(f"timed out after {LIMIT:.0f}s (the child's own cleanup ran or was killed)")
+            print(f"timed out after {LIMIT:.0f}s; interrupted")
         if code:
             failed.append(f"{name} {' '.join(extra)} (exit {code})")
     print(f"\nsuite finished in {time.monotonic() - start:.0f}s; "

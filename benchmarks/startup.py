@@ -121,6 +121,8 @@ async def series(repeats: int, cached: bool) -> dict[str, Any]:
 def report(data: dict[str, Any]) -> None:
     rows = []
     for label, key in (("no .pyc (machine default)", "nocache"), ("with .pyc cache", "cached")):
+        if key not in data:
+            continue
         s = data[key]
         m, base = s["median"], s["baseline_s"]["full"]
         rows += [
@@ -142,10 +144,13 @@ def report(data: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-cached", action="store_true",
+                        help="skip the runs with a bytecode cache")
     args = parser.parse_args()
     data = {"nocache": uvloop.run(series(args.repeats, cached=False)),
-            "cached": uvloop.run(series(args.repeats, cached=True)),
             "settings": vars(args)}
+    if not args.no_cached:
+        data["cached"] = uvloop.run(series(args.repeats, cached=True))
     report(data)
     path = write_json("startup", data)
     print(f"\nJSON: {path}")

@@ -1,0 +1,31 @@
+"""Every benchmark still runs end to end (tiny sizes, figures unchecked), so none rots."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+SMOKE = {
+    "ipc": ["--frames", "2000", "--unbatched-frames", "500"],
+    "latency": ["--clients", "1,3", "--duration", "0.3", "--warmup", "0.1", "--storm", "3"],
+    "capacity": ["--sessions", "20"],
+    "startup": ["--repeats", "1", "--no-cached"],
+    "reload": ["--clients", "3", "--warmup", "0.2", "--quiet", "0.2", "--settle", "0.2",
+               "--hang-timeout", "2"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(SMOKE))
+def test_benchmark_runs(name: str, tmp_path: Path) -> None:
+    env = {**os.environ, "HEARTH_BENCH_RESULTS": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", f"benchmarks.{name}", *SMOKE[name]],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=90)
+    assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert "JSON:" in result.stdout
+    assert list(tmp_path.glob(f"{name}*-latest.json"))
