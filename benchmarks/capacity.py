@@ -146,6 +146,8 @@ def main() -> None:
     report(data)
     path = write_json("capacity", data)
     print(f"\nJSON: {path}")
+    if data["hearth"]["reload_exit"] or data["hearth"]["dropped_during_reload"]:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

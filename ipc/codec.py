@@ -9,6 +9,7 @@ keeps the stream in step); a length over the limit makes the stream unusable (`f
 
 from __future__ import annotations
 
+import struct
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -17,6 +18,7 @@ from ipc.frames import DataIn, DataOut, Frame, OutputItem, SSync
 
 DEFAULT_MAX_FRAME = 1 << 20  # 1 MiB
 PREFIX = 4
+_LENGTH = struct.Struct(">I")  # the length prefix
 
 F = TypeVar("F")
 
@@ -41,27 +43,42 @@ class FrameDecoder(Generic[F]):
         if self.fatal is not None:
             return
         buf = self._buffer
+        if not buf:
+            # The common case: nothing left over from the last read. Decode straight from
+            # `data` and keep only an incomplete tail, instead of copying every read.
+            with memoryview(data) as view:
+                pos = self._decode_frames(view)
+                if 0 <= pos < len(view):
+                    buf += view[pos:]
+            return
         buf += data
-        pos = 0
-        end = len(buf)
+        with memoryview(buf) as view:
+            pos = self._decode_frames(view)
+        if pos < 0:
+            buf.clear()
+        elif pos:
+            del buf[:pos]
+
+    def _decode_frames(self, view: memoryview) -> int:
+        """Decode the complete frames in `view`; where the rest starts, or -1 when fatal."""
+        unpack, decode = _LENGTH.unpack_from, self._decoder.decode
+        frames, limit = self._frames, self._max_frame
+        pos, end = 0, len(view)
         while end - pos >= PREFIX:
-            size = int.from_bytes(buf[pos : pos + PREFIX], "big")
-            if size > self._max_frame:
-                self.fatal = f"frame of {size} bytes is over the limit of {self._max_frame}"
-                buf.clear()
-                return
-            if end - pos - PREFIX < size:
+            (size,) = unpack(view, pos)
+            if size > limit:
+                self.fatal = f"frame of {size} bytes is over the limit of {limit}"
+                return -1
+            start = pos + PREFIX
+            stop = start + size
+            if stop > end:
                 break
-            body = memoryview(buf)[pos + PREFIX : pos + PREFIX + size]
             try:
-                self._frames.append(self._decoder.decode(body))
+                frames.append(decode(view[start:stop]))
             except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
                 self.errors.append(f"malformed frame skipped: {exc}")
-            finally:
-                body.release()
-            pos += PREFIX + size
-        if pos:
-            del buf[:pos]
+            pos = stop
+        return pos
 
     def frames_received(self) -> list[F]:
         """Drain the frames decoded so far."""
@@ -90,7 +107,7 @@ class FrameEncoder:
         self._encoder.encode_into(frame, buf, start + PREFIX)
         size = len(buf) - start - PREFIX
         if size <= self._max_frame:
-            buf[start : start + PREFIX] = size.to_bytes(PREFIX, "big")
+            _LENGTH.pack_into(buf, start, size)
             return
         del buf[start:]
         for part in split_frame(frame):
