@@ -75,7 +75,8 @@ class FrameConnection(asyncio.Protocol):
         self._flush_scheduled = False
         self._writable = asyncio.Event()
         self._writable.set()
-        self._closed = asyncio.Event()
+        self._closed = asyncio.Event()  # closed as far as the owner is concerned
+        self._lost = asyncio.Event()  # the transport is gone: everything queued was written
         self._close_reason = ""
         self._heartbeat = heartbeat
         self._heartbeat_timeout = heartbeat_timeout
@@ -138,6 +139,7 @@ class FrameConnection(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._lost.set()
         if not self._close_reason:
             self._close_reason = f"connection lost: {exc}" if exc else "connection closed by peer"
         self._finish()
@@ -214,7 +216,9 @@ class FrameConnection(asyncio.Protocol):
         self.close(reason)
 
     async def wait_closed(self, timeout: float) -> None:
-        await asyncio.wait_for(self._closed.wait(), timeout)
+        """Wait until the transport is gone, so what was queued before `close` is written."""
+        if self.transport is not None:
+            await asyncio.wait_for(self._lost.wait(), timeout)
 
     def _finish(self) -> None:
         if self._closed.is_set():

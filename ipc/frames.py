@@ -100,11 +100,14 @@ class PSync(Frame, frozen=True):
     """The portal's answer to a server's hello: every session, and why the server starts.
 
     `mode` is "start" (cold boot), "reload", "reset" or "crash" (the previous server died).
+    Thousands of sessions do not fit one frame: they come in several PSync frames, all but
+    the last with `more=True`; the server attaches when the last one arrives.
     """
 
     mode: str
     run_id: str
     sessions: list[SessionData]
+    more: bool = False
 
 
 class InputItem(msgspec.Struct, array_like=True):

@@ -39,6 +39,7 @@ class PortalSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     tls_cert: str = ""
     tls_key: str = ""
     max_line: int = 4096
+    listen_backlog: int = 4096  # connections the kernel queues for us in a burst
     # A player whose client stops reading is disconnected once this much output waits.
     max_output_buffer: int = 4 * 1024 * 1024
     negotiation_timeout: float = 1.0

@@ -83,7 +83,8 @@ class PortalProcess(ChildProcess):
         def factory() -> TelnetSession:
             return TelnetSession(self.handler, "telnet", self.mssp, portal.negotiation_timeout)
 
-        server = await loop.create_server(factory, portal.interface, portal.telnet_port)
+        server = await loop.create_server(factory, portal.interface, portal.telnet_port,
+                                         backlog=portal.listen_backlog)
         self.listeners.append(server)
         self.ports["telnet"] = server.sockets[0].getsockname()[1]
         if portal.telnet_ssl_port is not None:
@@ -99,7 +100,8 @@ class PortalProcess(ChildProcess):
             return TelnetSession(self.handler, "telnet/ssl", self.mssp, portal.negotiation_timeout)
 
         server = await asyncio.get_running_loop().create_server(
-            factory, portal.interface, port, ssl=context, ssl_handshake_timeout=10.0)
+            factory, portal.interface, port, ssl=context, ssl_handshake_timeout=10.0,
+            backlog=portal.listen_backlog)
         self.listeners.append(server)
         self.ports["telnet/ssl"] = server.sockets[0].getsockname()[1]
 

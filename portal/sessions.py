@@ -68,6 +68,10 @@ MSG_FULL = ("|yYou are typing faster than the game can answer; "
 MSG_DOWN = "|rThe game could not be restarted; an admin has been told. You stay connected.|n"
 
 
+# Sessions per PSync frame: about 0.5 KB each, so a chunk stays far below the frame limit.
+PSYNC_CHUNK = 500
+
+
 class LinkState(StrEnum):
     NONE = "none"
     ATTACHING = "attaching"
@@ -286,8 +290,11 @@ class PortalSessionHandler:
         self.server = conn
         self._server_gone.clear()
         announced = [s for s in self.sessions.values() if s.announced]
-        conn.send(PSync(mode=mode, run_id=self.run_id,
-                        sessions=[s.get_sync_data() for s in announced]))
+        for start in range(0, max(len(announced), 1), PSYNC_CHUNK):
+            chunk = announced[start : start + PSYNC_CHUNK]
+            more = start + PSYNC_CHUNK < len(announced)
+            conn.send(PSync(mode=mode, run_id=self.run_id, more=more,
+                            sessions=[s.get_sync_data() for s in chunk]))
         log.info("attaching server %s in mode %s (%d sessions)",
                  conn.state.get("pid"), mode, len(announced))
 

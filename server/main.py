@@ -196,6 +196,8 @@ class ServerProcess(ChildProcess):
 
     def attach(self, frame: PSync) -> None:
         sessions = self.handler.sync(frame)
+        if frame.more:
+            return  # more sessions follow in the next PSync
         log.info("attached to portal run %s in mode %s with %d sessions",
                  frame.run_id, frame.mode, len(sessions))
         hook = START_HOOKS.get(frame.mode)
@@ -225,6 +227,10 @@ class ServerProcess(ChildProcess):
         self._send(ServerStopped(mode=mode))
         if self.link is not None:
             self.link.close("server stopped")
+            try:  # the final sessions can be megabytes: let them reach the portal
+                await self.link.wait_closed(self.settings.server.stop_grace)
+            except TimeoutError:
+                log.error("the portal did not take the final session data in time")
         self.finish(0)
 
     def on_link_closed(self, conn: FrameConnection, reason: str) -> None:

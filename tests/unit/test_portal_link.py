@@ -170,3 +170,20 @@ def test_a_second_server_is_refused_and_illegal_steps_raise() -> None:
             handler._attached()
 
     asyncio.run(scenario())
+
+
+def test_thousands_of_sessions_reach_a_new_server_in_several_psync_frames() -> None:
+    async def scenario() -> None:
+        handler, _ = make()
+        attach(handler, 10)
+        for _ in range(1200):
+            join(handler)
+        handler.server_closed(handler.server, "killed")  # type: ignore[arg-type]
+        second = FakeConn(11)
+        handler.server_connected(second, Hello(role="server", pid=11))  # type: ignore[arg-type]
+        parts = [f for f in second.sent if isinstance(f, PSync)]
+        assert [len(p.sessions) for p in parts] == [500, 500, 200]
+        assert [p.more for p in parts] == [True, True, False]
+        assert {s.sessid for p in parts for s in p.sessions} == set(range(1, 1201))
+
+    asyncio.run(scenario())
