@@ -1,8 +1,8 @@
 """A small telnet MUD client for tests and benchmarks, plus helpers to run a game.
 
 `MudClient` reads lines (telnet commands and ANSI colour stripped) into a list and lets a
-caller wait, with a timeout, for a line matching a pattern. It answers no telnet options,
-so the portal settles its negotiation on its own timeout: the plainest client there is.
+caller wait, with a timeout, for a line matching a pattern. It refuses every telnet option
+the portal offers (DONT/WONT), as a plain client does, so negotiation settles at once.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ REPO = Path(__file__).resolve().parent.parent
 ANSI = re.compile(rb"\x1b\[[0-9;]*[A-Za-z]")
 IAC = 255
 SE, SB = 240, 250
+WILL, WONT, DO, DONT = 251, 252, 253, 254
+REFUSALS = {WILL: DONT, DO: WONT}  # what a client that supports no option answers
 
 
 def strip_telnet(data: bytes, state: dict[str, Any]) -> bytes:
@@ -47,10 +49,14 @@ def strip_telnet(data: bytes, state: dict[str, Any]) -> bytes:
                 mode = "sb"
             elif 251 <= byte <= 254:
                 mode = "option"
+                state["command"] = byte
             else:
                 mode = "data"
         elif mode == "option":
             mode = "data"
+            answer = REFUSALS.get(state.get("command", 0))
+            if answer is not None:
+                state.setdefault("replies", bytearray()).extend((IAC, answer, byte))
         elif mode == "sb":
             if byte == IAC:
                 mode = "sb_iac"
@@ -97,6 +103,9 @@ class MudClient:
 
     def _feed(self, data: bytes) -> None:
         text = self._partial + ANSI.sub(b"", strip_telnet(data, self._telnet))
+        replies = self._telnet.pop("replies", None)
+        if replies and self._writer is not None:
+            self._writer.write(bytes(replies))
         *complete, self._partial = text.split(b"\n")
         for raw in complete:
             self.lines.append(raw.rstrip(b"\r").decode("utf-8", "replace"))
@@ -305,6 +314,9 @@ class PingClient(asyncio.Protocol):
             self.first_data.set_result(None)
         if IAC in data or self._telnet.get("mode", "data") != "data":
             data = strip_telnet(data, self._telnet)
+            replies = self._telnet.pop("replies", None)
+            if replies and self.transport is not None:
+                self.transport.write(bytes(replies))
         if self._partial:
             data = self._partial + data
         *complete, self._partial = data.split(b"\n")

@@ -66,7 +66,7 @@ class PortalSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # How long a stopping server waits for running commands before it stops anyway.
     stop_grace: float = 5.0
-    login_workers: int = 2
+    login_workers: int = 1  # scrypt threads: one core hashes, the other keeps playing
 
 
 class HealthSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -99,6 +99,9 @@ class PortalSession:
     def disconnect(self, reason: str = "") -> None:
         raise NotImplementedError
 
+    def flush_output(self) -> None:
+        """Write output queued since the handler's `write_soon(self)`."""
+
     def pause_input(self) -> None:
         """Stop reading from the client (its input buffer is full)."""
 

@@ -128,6 +128,8 @@ class PortalSessionHandler:
         self._next_sessid = 1
         self._next_seq = 1
         self._pump_scheduled = False
+        self._to_write: list[PortalSession] = []
+        self._write_scheduled = False
         self._paused: set[int] = set()
         self._handover_mode = ""
         self._handover_timer: asyncio.TimerHandle | None = None
@@ -168,6 +170,19 @@ class PortalSessionHandler:
             self.pending = deque(i for i in self.pending if i.sessid != session.sessid)
         if session.announced and self.state is LinkState.ATTACHED and self.server is not None:
             self.server.send(PDisconn(sessid=session.sessid, reason=reason))
+
+    def write_soon(self, session: PortalSession) -> None:
+        """Call `session.flush_output()` at the end of this loop turn (one write per turn)."""
+        self._to_write.append(session)
+        if not self._write_scheduled:
+            self._write_scheduled = True
+            asyncio.get_running_loop().call_soon(self._write_all)
+
+    def _write_all(self) -> None:
+        self._write_scheduled = False
+        sessions, self._to_write = self._to_write, []
+        for session in sessions:
+            session.flush_output()
 
     def flags_changed(self, session: PortalSession) -> None:
         if session.announced and self.state is LinkState.ATTACHED and self.server is not None:

@@ -46,6 +46,7 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         self.transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._paused: set[str] = set()
+        self._write_scheduled = False
         self._announced_to_handler = False
         self._early_input: list[tuple[str, list[Any], dict[str, Any]]] = []
 
@@ -150,17 +151,28 @@ class TelnetSession(asyncio.Protocol, PortalSession):
 
     def send_text(self, text: str, **kwargs: Any) -> None:
         self.telnet.send_text(render(text, self.protocol_flags) + "\n")
-        self._write()
+        self._output_waiting()
 
     def send_prompt(self, text: str, **kwargs: Any) -> None:
         self.telnet.send_text(render(text, self.protocol_flags), prompt=True)
-        self._write()
+        self._output_waiting()
 
     def send_default(self, cmdname: str, args: list[Any], kwargs: dict[str, Any]) -> None:
         if cmdname == "echo":  # hide or show what the player types (passwords)
             self.telnet.set_echo(bool(kwargs.get("hidden", args[0] if args else False)))
         else:
             self.telnet.send_oob(cmdname, args, kwargs)
+        self._output_waiting()
+
+    def _output_waiting(self) -> None:
+        """Output is queued in the parser: write it once, at the end of this loop turn,
+        however many lines the server sent this player in that turn."""
+        if not self._write_scheduled:
+            self._write_scheduled = True
+            self._handler.write_soon(self)
+
+    def flush_output(self) -> None:
+        self._write_scheduled = False
         self._write()
 
     def at_sync(self) -> None:
