@@ -8,6 +8,7 @@ the portal offers (DONT/WONT), as a plain client does, so negotiation settles at
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -132,10 +133,8 @@ class MudClient:
                 raise AssertionError(f"{self.name}: no line matching {pattern!r} within "
                                      f"{timeout}s; last lines: {self.lines[-8:]}")
             self._changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), left)
-            except TimeoutError:
-                pass
 
     async def login(self, name: str, password: str = "secret1", create: bool = True) -> None:
         await self.expect("connect <username> <password>")
