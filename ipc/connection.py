@@ -82,6 +82,7 @@ class FrameConnection(asyncio.Protocol):
         self._heartbeat_timeout = heartbeat_timeout
         self._last_seen = 0.0
         self._timer: asyncio.TimerHandle | None = None
+        self._next_beat = 0.0
         self.transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
         self.peer_pid = 0
@@ -104,7 +105,8 @@ class FrameConnection(asyncio.Protocol):
                 self.close(f"peer uid {uid} is not ours ({os.getuid()})")
                 return
         if self._heartbeat > 0:
-            self._timer = self._loop.call_later(self._heartbeat, self._tick)
+            self._next_beat = self._last_seen + self._heartbeat
+            self._timer = self._loop.call_at(self._next_beat, self._tick)
         if self._hello_timeout > 0:
             self._loop.call_later(self._hello_timeout, self._check_hello_in_time)
 
@@ -191,6 +193,10 @@ class FrameConnection(asyncio.Protocol):
         """Close the connection when the peer sends nothing for `timeout` seconds (0: never)."""
         self._heartbeat_timeout = timeout
         self._last_seen = self._loop.time()
+        if self._timer is not None and timeout > 0:  # wake in time for the new deadline
+            self._timer.cancel()
+            self._timer = self._loop.call_at(min(self._next_beat, self._last_seen + timeout),
+                                             self._tick)
 
     # ------------------------------------------------------------ closing
 
@@ -232,12 +238,20 @@ class FrameConnection(asyncio.Protocol):
     # ------------------------------------------------------------ heartbeats
 
     def _tick(self) -> None:
+        """Send a heartbeat when one is due; close when the peer's silence passes the
+        timeout. Wakes at whichever comes first, so a hang is seen on time, not a beat late."""
         now = self._loop.time()
-        if self._heartbeat_timeout > 0 and now - self._last_seen > self._heartbeat_timeout:
+        timeout = self._heartbeat_timeout
+        if timeout > 0 and now - self._last_seen >= timeout:
             self.close(f"no frame from peer for {now - self._last_seen:.1f}s")
             return
-        self.send(Heartbeat(sent=now), urgent=True)
-        self._timer = self._loop.call_later(self._heartbeat, self._tick)
+        if now >= self._next_beat:
+            self.send(Heartbeat(sent=now), urgent=True)
+            self._next_beat = now + self._heartbeat
+        wake = self._next_beat
+        if timeout > 0:
+            wake = min(wake, self._last_seen + timeout)
+        self._timer = self._loop.call_at(wake, self._tick)
 
 
 async def connect_unix(

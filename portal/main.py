@@ -195,10 +195,14 @@ class PortalProcess(ChildProcess):
         for listener in self.listeners:
             listener.close()
         await handler.stop_server("shutdown", self.settings.supervisor.stop_timeout / 2)
-        for session in list(handler.sessions.values()):
+        sessions = list(handler.sessions.values())
+        for session in sessions:
             session.disconnect(reason)
         self.env.portal_socket.unlink(missing_ok=True)
-        await asyncio.sleep(0.05)  # let the transports write the goodbye before exit
+        # let every goodbye be written (bounded: a client that reads nothing is not waited for)
+        gone = [s.gone for s in sessions if s.gone is not None]
+        if gone:
+            await asyncio.wait(gone, timeout=2.0)
         self.finish(0)
 
 

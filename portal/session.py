@@ -8,6 +8,7 @@ rebuilt from it on every attach.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,7 @@ class PortalSession:
         self.announced = False  # the attached server knows this session (PConn or PSync)
         self.told_waiting = False  # told "the game is restarting" in this gap
         self.told_full = False
+        self.gone: asyncio.Future[None] | None = None  # done once the socket is closed
 
     # ------------------------------------------------------------ Evennia's session API
 

@@ -54,6 +54,7 @@ class TelnetSession(asyncio.Protocol, PortalSession):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self.gone = asyncio.get_running_loop().create_future()
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -79,6 +80,8 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.gone is not None and not self.gone.done():
+            self.gone.set_result(None)
         if self._timer is not None:
             self._timer.cancel()
         self._handler.disconnect(self, "connection lost")

@@ -327,7 +327,7 @@ class Supervisor:
         child.poison_seq = read_marker(marker_path(self.paths.state, child.pid))
         signal_process(child.pid, signal.SIGUSR1)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(child.exited), 0.5)
+            await asyncio.wait_for(asyncio.shield(child.exited), 0.1)  # time to dump
             return
         signal_group(child.pid, signal.SIGKILL)
 
