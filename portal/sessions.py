@@ -257,6 +257,7 @@ class PortalSessionHandler:
             batch.append(item)
             room -= 1
         server.send(DataIn(items=batch))
+        server.flush()  # we already run at the end of the turn: don't wait for another
 
     def _requeue_inflight(self) -> None:
         if self.inflight:
@@ -436,6 +437,7 @@ class PortalSessionHandler:
                     session = sessions.get(item.sessid)
                     if session is not None:
                         session.send_output(item.cmdname, item.args, item.kwargs)
+                self._write_all()  # one write per player for the whole batch, now
             case Ack(seqs=seqs):
                 self._acked(seqs)
             case SSync(sessions=changed):

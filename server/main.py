@@ -116,7 +116,7 @@ class ServerProcess(ChildProcess):
         self.control: FrameConnection | None = None
         self.link: FrameConnection | None = None
         self.marker = FileMarker(marker_path(env.state_dir, os.getpid()))
-        self.handler = ServerSessionHandler(registry, self._send, self.marker)
+        self.handler = ServerSessionHandler(registry, self._send, self.marker, self._flush)
         self.stopping = False
         self.ready_sent = False
 
@@ -165,6 +165,10 @@ class ServerProcess(ChildProcess):
     def _send(self, frame: Any) -> None:
         if self.link is not None:
             self.link.send(frame)
+
+    def _flush(self) -> None:
+        if self.link is not None:
+            self.link.flush()
 
     # ------------------------------------------------------------ game link
 

@@ -54,12 +54,14 @@ class ServerSessionHandler:
         registry: Registry,
         send: Callable[[Frame], None],
         marker: SeqMarker | None = None,
+        flush_link: Callable[[], None] = lambda: None,
     ) -> None:
         self.registry = registry
         self.game: Game | None = None
         self.sessions: dict[int, ServerSession] = {}
         self.run_id = ""
         self._send = send
+        self._flush_link = flush_link
         self._marker: SeqMarker = marker or NoMarker()
         self._out: list[OutputItem] = []
         self._acks: list[int] = []
@@ -140,6 +142,7 @@ class ServerSessionHandler:
         if self._acks:
             self._send(Ack(seqs=self._acks))
             self._acks = []
+        self._flush_link()  # written now, not one loop turn later
 
     def push_sessions(self, sessions: Iterable[ServerSession]) -> None:
         data = []
