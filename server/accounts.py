@@ -8,11 +8,13 @@ who are already playing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import os
 import re
 import sqlite3
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,6 +25,7 @@ SCRYPT_R = 8
 SCRYPT_P = 1
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{1,29}$")
 MIN_PASSWORD = 4
+HASH_NICE = 10  # how much lower than the game the hashing threads run
 
 
 class AccountError(ValueError):
@@ -40,10 +43,17 @@ def hash_password(password: str, salt: bytes) -> bytes:
     )
 
 
+def _lower_priority() -> None:
+    """Hashing threads run at a lower priority than the game loops (Linux: per thread)."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_NICE)
+
+
 class AccountStore:
     def __init__(self, db: sqlite3.Connection, workers: int = 2) -> None:
         self._db = db
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scrypt")
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scrypt",
+                                        initializer=_lower_priority)
 
     async def create(self, name: str, password: str) -> Account:
         """Create an account; AccountError if the name is invalid or taken."""
