@@ -221,7 +221,9 @@ class PortalSessionHandler:
 
     def _release(self, sessid: int) -> None:
         """One input of `sessid` is done: count it down, and read again when room is back."""
-        count = self.held.get(sessid, 0) - 1
+        if sessid not in self.held:
+            return  # the session went away; its inputs were uncounted then
+        count = self.held[sessid] - 1
         self.held_total -= 1
         if count > 0:
             self.held[sessid] = count
@@ -261,7 +263,9 @@ class PortalSessionHandler:
 
     def _requeue_inflight(self) -> None:
         if self.inflight:
-            self.pending.extendleft(reversed(self.inflight.values()))
+            sessions = self.sessions
+            alive = [item for item in self.inflight.values() if item.sessid in sessions]
+            self.pending.extendleft(reversed(alive))
             self.inflight = {}
 
     def drop_input(self, seq: int, reason: str) -> None:

@@ -187,3 +187,26 @@ def test_thousands_of_sessions_reach_a_new_server_in_several_psync_frames() -> N
         assert {s.sessid for p in parts for s in p.sessions} == set(range(1, 1201))
 
     asyncio.run(scenario())
+
+
+def test_a_player_who_leaves_with_input_in_flight_is_not_counted_twice() -> None:
+    async def scenario() -> None:
+        handler, _ = make()
+        server = attach(handler, 10)
+        leaver, stayer = join(handler), join(handler)
+        for n in range(3):
+            leaver.data_in("text", [f"l{n}"], {})
+        stayer.data_in("text", ["s0"], {})
+        await turn()
+        handler.disconnect(leaver)
+        assert handler.held_total == 1
+        handler.server_frame(server, Ack(seqs=[1, 2, 3, 4]))  # type: ignore[arg-type]
+        assert handler.held_total == 0 and handler.held == {}
+        leaver2 = join(handler)
+        leaver2.data_in("text", ["x"], {})
+        await turn()
+        handler.disconnect(leaver2)
+        handler.server_closed(server, "killed")  # type: ignore[arg-type]
+        assert list(handler.pending) == []  # a gone player's input is not replayed
+
+    asyncio.run(scenario())
