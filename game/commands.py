@@ -122,11 +122,7 @@ def help_(ctx: Context) -> None:
 
 @command("quit", aliases=["@quit", "exit"], logged_in=None, help="quit - leave the game.")
 def quit_(ctx: Context) -> None:
-    name = ctx.session.uname
-    ctx.session.disconnect("Goodbye! Come back soon.")
-    if name:
-        for other in ctx.game.logged_in():
-            other.msg(f"{name} has left the hall.")
+    ctx.session.disconnect("Goodbye! Come back soon.")  # the disconnect hook tells the others
 
 
 def _admin_request(action: str, notice: str) -> None:

@@ -241,3 +241,18 @@ def test_a_client_that_stops_reading_is_cut_off_and_others_are_served(
         talker.close()
 
     asyncio.run(scenario())
+
+
+def test_quit_says_goodbye_and_the_others_hear_it_once(game: GameRunner) -> None:
+    async def scenario() -> None:
+        alice, bob = await two_players(game.port)
+        bob.send("quit")
+        await bob.expect("Goodbye! Come back soon.")
+        await bob.wait_closed()
+        await alice.expect("^bob has left the hall.$")
+        alice.send("who")
+        await alice.expect(r"Players online \(1\): alice")
+        assert sum("bob has left" in line for line in alice.lines) == 1
+        alice.close()
+
+    asyncio.run(scenario())
