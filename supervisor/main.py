@@ -105,7 +105,8 @@ class Supervisor:
         self.finished = asyncio.Event()
         self.up = asyncio.Event()
         self.handover: asyncio.Future[tuple[bool, str]] | None = None
-        self.status_request: asyncio.Future[dict[str, Any]] | None = None
+        # `status` callers waiting for the portal's figures (all answered by one reply)
+        self.status_waiters: list[asyncio.Future[dict[str, Any]]] = []
         self.record: pidfile.PidRecord | None = None
         self.control_server: asyncio.AbstractServer | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -392,8 +393,10 @@ class Supervisor:
                 if self.handover is not None and not self.handover.done():
                     self.handover.set_result((ok, message))
             case ChildStatus(info=info):
-                if self.status_request is not None and not self.status_request.done():
-                    self.status_request.set_result(info)
+                waiters, self.status_waiters = self.status_waiters, []
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_result(info)
             case PortalRequest(action=action):
                 self.enqueue(Command(name=action), None)
             case _:
@@ -618,10 +621,13 @@ class Supervisor:
 
     async def status(self) -> dict[str, Any]:
         portal_info: dict[str, Any] = {}
+        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.status_waiters.append(waiter)
         if self.tell_portal(Command(name="status")):
-            self.status_request = asyncio.get_running_loop().create_future()
             with contextlib.suppress(TimeoutError):
-                portal_info = await asyncio.wait_for(self.status_request, 2.0)
+                portal_info = await asyncio.wait_for(waiter, 2.0)
+        if waiter in self.status_waiters:
+            self.status_waiters.remove(waiter)
         data: dict[str, Any] = {
             "game_dir": str(self.game_dir),
             "supervisor": {"pid": os.getpid(), "state": "stopping" if self.stopping else "running",
