@@ -163,7 +163,8 @@ class PortalProcess(ChildProcess):
 
     def server_lost(self, reason: str, poison_seq: int, message: str) -> None:
         if poison_seq:
-            self.handler.drop_input(poison_seq, "made the game hang")
+            why = "made the game hang" if reason == "hang" else "crashed the game twice"
+            self.handler.drop_input(poison_seq, why)
         if reason == "fatal":
             self.announce(MSG_DOWN, 0)
 

@@ -196,7 +196,7 @@ class ServerSessionHandler:
     ) -> None:
         try:
             await pending
-        except Exception:
+        except (Exception, SystemExit):  # a command calling sys.exit() ends only itself
             self._report_error(session, item)
         self._finish(session, item)
         queue = self._busy.pop(item.sessid, deque())
@@ -219,7 +219,7 @@ class ServerSessionHandler:
                 log.debug("no inputfunc for %r", item.cmdname)
                 return None
             return func(session, item.args, item.kwargs)
-        except Exception:
+        except (Exception, SystemExit):  # a command calling sys.exit() ends only itself
             self._report_error(session, item)
             return None
 
@@ -262,7 +262,7 @@ class ServerSessionHandler:
         """Run a game hook; an exception is logged, not raised (see `run_hooks_strict`)."""
         try:
             self.run_hooks_strict(name, *args)
-        except Exception:
+        except (Exception, SystemExit):  # a command calling sys.exit() ends only itself
             log.exception("hook %s failed", name)
 
     def run_hooks_strict(self, name: str, *args: Any) -> None:

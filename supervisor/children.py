@@ -42,6 +42,7 @@ class Child:
         self.stop_requested = False
         self.killed_for_hang = False
         self.poison_seq = 0
+        self.running_seq = 0  # the input it was running when it exited (0: none)
         self.health_reported = False  # a passed health limit was acted on or reported
         self.info: dict[str, Any] = {}
 
@@ -67,6 +68,7 @@ class Slot:
         self.last_exit = ""
         self.history: deque[dict[str, Any]] = deque(maxlen=20)
         self.restart_timer: asyncio.TimerHandle | None = None
+        self.last_crash_seq = 0  # input the last crashed server was running
 
     @property
     def state(self) -> State:

@@ -213,7 +213,9 @@ class Supervisor:
         child.exited.set_result(code)
         self.children.pop(child.pid, None)
         self.health.forget(child.pid)
-        marker_path(self.paths.state, child.pid).unlink(missing_ok=True)
+        marker = marker_path(self.paths.state, child.pid)
+        child.running_seq = read_marker(marker)
+        marker.unlink(missing_ok=True)
         self.on_exit(child, code)
 
     async def wait_ready(self, child: Child, timeout: float) -> dict[str, Any]:
@@ -274,9 +276,7 @@ class Supervisor:
         if self.stopping or kind is ExitKind.REQUESTED:
             return
         if child.role == "server":
-            reason = "hang" if kind is ExitKind.HANG else "crash"
-            self.tell_portal(ServerLost(pid=child.pid, reason=reason,
-                                        poison_seq=child.poison_seq))
+            self.tell_portal(self.server_lost(slot, child, kind))
         decision = slot.policy.on_exit(kind, time.monotonic())
         if decision.action == "give_up":
             slot.event(Event.GIVE_UP)
@@ -289,6 +289,20 @@ class Supervisor:
             loop = asyncio.get_running_loop()
             slot.restart_timer = loop.call_later(
                 decision.delay, lambda: self.spawn_task(self.restart(slot)))
+
+    def server_lost(self, slot: Slot, child: Child, kind: ExitKind) -> ServerLost:
+        """Tell the portal the server is gone, naming the input to drop, if any.
+
+        A hang names the input it was stuck in. A crash is replayed once: it may have been
+        a `kill -9` from outside; but when the next server dies running the same input too,
+        that input is what kills servers, and it is dropped instead of replayed again.
+        """
+        if kind is ExitKind.HANG:
+            return ServerLost(pid=child.pid, reason="hang", poison_seq=child.poison_seq)
+        seq = child.running_seq
+        poison = seq if seq and seq == slot.last_crash_seq else 0
+        slot.last_crash_seq = 0 if poison else seq
+        return ServerLost(pid=child.pid, reason="crash", poison_seq=poison)
 
     async def restart(self, slot: Slot) -> None:
         slot.restart_timer = None

@@ -48,6 +48,16 @@ def hang(ctx: Context) -> None:
         pass
 
 
+@command("die", help="die - a game command that kills its server process")
+def die(ctx: Context) -> None:
+    os._exit(3)
+
+
+@command("bye", help="bye - a game command that calls sys.exit()")
+def bye(ctx: Context) -> None:
+    raise SystemExit(0)
+
+
 @hook("at_server_start")
 def maybe_crash(game) -> None:
     if FLAG.exists():
@@ -359,3 +369,21 @@ def test_admin_reload_in_game_and_a_player_who_connects_during_a_gap(
             client.close()
 
     asyncio.run(scenario())
+
+
+def test_a_command_that_kills_every_server_is_dropped_after_the_second_crash(
+    extra_game: GameRunner,
+) -> None:
+    async def during(pingers: list[Pinger]) -> None:
+        await asyncio.sleep(0.2)
+        pingers[0].client.send("bye")  # sys.exit() in a command only ends that command
+        await pingers[0].client.expect("An error occurred while running that command")
+        pingers[0].client.send("die")
+        await pingers[0].client.expect(r"Your command 'die' crashed the game twice", timeout=30)
+        await pingers[1].client.expect("game is back", timeout=30)
+        await asyncio.sleep(0.2)
+
+    asyncio.run(with_pingers(extra_game, 2, during))
+    status = extra_game.status()
+    assert status["server"]["state"] == "running"
+    assert status["server"]["restarts"] == 2
