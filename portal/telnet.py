@@ -28,6 +28,7 @@ stream.
 from __future__ import annotations
 
 import codecs
+import functools
 import json
 import re
 import zlib
@@ -268,6 +269,7 @@ def _copy_flags(flags: dict[str, Any]) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=64)
 def _codec(name: str) -> str:
     """The Python codec for an ENCODING flag; unknown names fall back to utf-8."""
     try:
