@@ -14,12 +14,14 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
 import uvloop
+
+from ipc.settings import Settings, load_settings
 
 T = TypeVar("T")
 PR_SET_PDEATHSIG = 1
@@ -81,9 +83,21 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(main)
 
 
+def run_child(make: Callable[[ChildEnv, Settings], ChildProcess]) -> None:
+    """The whole life of a child process: set up, run `make(env, settings).main()`, exit."""
+    env = ChildEnv.from_environ()
+    die_with_parent(env.parent_pid)
+    setup_child()
+
+    async def main() -> int:
+        return await make(env, load_settings(env.game_dir)).main()
+
+    sys.exit(run(main()))
+
+
 class ChildProcess:
     """What the portal and the server processes share: an exit code to wait for, and
-    background tasks kept referenced until they are done."""
+    background tasks kept referenced until they are done. Subclasses define `main()`."""
 
     def __init__(self) -> None:
         self.done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -94,6 +108,9 @@ class ChildProcess:
         task = asyncio.ensure_future(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    async def main(self) -> int:
+        raise NotImplementedError
 
     def finish(self, code: int) -> None:
         """End the process's main coroutine with `code` (the first call wins)."""

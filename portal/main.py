@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sys
 import time
 from typing import Any
 
-from ipc.child import ChildEnv, ChildProcess, die_with_parent, run, setup_child
+from ipc.child import ChildEnv, ChildProcess, run_child
 from ipc.connection import FrameConnection, check_hello, connect_unix
 from ipc.frames import (
     Announce,
@@ -26,7 +25,7 @@ from ipc.frames import (
     ServerLost,
     Shutdown,
 )
-from ipc.settings import Settings, load_settings, runtime_paths
+from ipc.settings import Settings, runtime_paths
 from portal.sessions import MSG_DOWN, PortalSessionHandler
 from portal.telnet_session import TelnetSession
 from portal.tls import certificate_paths, server_context
@@ -208,17 +207,8 @@ class PortalProcess(ChildProcess):
 
 
 
-async def amain() -> int:
-    env = ChildEnv.from_environ()
-    settings = load_settings(env.game_dir)
-    return await PortalProcess(env, settings).main()
-
-
 def main() -> None:
-    env = ChildEnv.from_environ()
-    die_with_parent(env.parent_pid)
-    setup_child()
-    sys.exit(run(amain()))
+    run_child(PortalProcess)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Iterable
 from typing import Any
 
-from ipc.child import ChildEnv, ChildProcess, die_with_parent, run, setup_child
+from ipc.child import ChildEnv, ChildProcess, run_child
 from ipc.connection import FrameConnection, connect_unix
 from ipc.frames import (
     AdminRequest,
@@ -44,7 +44,7 @@ from ipc.frames import (
     Welcome,
 )
 from ipc.marker import FileMarker, marker_path
-from ipc.settings import Settings, load_settings
+from ipc.settings import Settings
 from server.accounts import AccountStore
 from server.api import Command, registry
 from server.loader import load_game
@@ -265,18 +265,8 @@ class ServerProcess(ChildProcess):
 
 
 
-async def amain() -> int:
-    env = ChildEnv.from_environ()
-    settings = load_settings(env.game_dir)
-    process = ServerProcess(env, settings)
-    return await process.main()
-
-
 def main() -> None:
-    env = ChildEnv.from_environ()
-    die_with_parent(env.parent_pid)
-    setup_child()
-    sys.exit(run(amain()))
+    run_child(ServerProcess)
 
 
 if __name__ == "__main__":
