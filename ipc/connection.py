@@ -183,12 +183,6 @@ class FrameConnection(asyncio.Protocol):
         if not self._writable.is_set():
             await asyncio.wait_for(self._writable.wait(), timeout)
 
-    def write_buffer_size(self) -> int:
-        pending = len(self._out) + len(self._urgent)
-        if self.transport is not None:
-            pending += self.transport.get_write_buffer_size()
-        return pending
-
     def set_heartbeat_timeout(self, timeout: float) -> None:
         """Close the connection when the peer sends nothing for `timeout` seconds (0: never)."""
         self._heartbeat_timeout = timeout

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -58,10 +57,6 @@ def sweep_descendants(root_pid: int, exclude: set[int] | None = None) -> list[in
             child.kill()
             killed.append(child.pid)
     return killed
-
-
-def stop_signal() -> int:
-    return signal.SIGTERM
 
 
 def descendants(pid: int) -> list[psutil.Process]:
