@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from server.accounts import AccountError
+from collections.abc import Awaitable, Callable
+
+from server.accounts import Account, AccountError
 from server.api import Context, command
 
 CONNECTION_SCREEN = """\
@@ -27,47 +29,41 @@ def connection_screen(ctx_name: str) -> str:
 
 @command("create", logged_in=False, help="create NAME PASSWORD - make a new account.")
 async def create(ctx: Context) -> None:
-    name, password = _name_password(ctx)
-    if not name:
-        ctx.session.msg("Usage: create <username> <password>")
-        return
-    try:
-        account = await ctx.game.accounts.create(name, password)
-    except AccountError as exc:
-        ctx.session.msg(f"|r{exc}|n")
-        return
-    ctx.session.msg(f"A new account '{account.name}' was created. Welcome!")
-    await _enter(ctx, account.uid, account.name)
+    account = await _account(ctx, ctx.game.accounts.create)
+    if account is not None:
+        ctx.session.msg(f"A new account '{account.name}' was created. Welcome!")
+        await _enter(ctx, account)
 
 
 @command("connect", aliases=["conn", "con"], logged_in=False,
          help="connect NAME PASSWORD - log in to your account.")
 async def connect(ctx: Context) -> None:
-    name, password = _name_password(ctx)
-    if not name:
-        ctx.session.msg("Usage: connect <username> <password>")
-        return
-    try:
-        account = await ctx.game.accounts.authenticate(name, password)
-    except AccountError as exc:
-        ctx.session.msg(f"|r{exc}|n")
-        return
-    await _enter(ctx, account.uid, account.name)
+    account = await _account(ctx, ctx.game.accounts.authenticate)
+    if account is not None:
+        await _enter(ctx, account)
 
 
-def _name_password(ctx: Context) -> tuple[str, str]:
+async def _account(
+    ctx: Context, action: Callable[[str, str], Awaitable[Account]]
+) -> Account | None:
+    """Run `create` or `authenticate` on NAME PASSWORD; tell the player what went wrong."""
     parts = ctx.args.split(None, 1)
     if len(parts) != 2:
-        return "", ""
-    return parts[0], parts[1].strip()
+        ctx.session.msg(f"Usage: {ctx.command.key} <username> <password>")
+        return None
+    try:
+        return await action(parts[0], parts[1].strip())
+    except AccountError as exc:
+        ctx.session.msg(f"|r{exc}|n")
+        return None
 
 
-async def _enter(ctx: Context, uid: int, name: str) -> None:
+async def _enter(ctx: Context, account: Account) -> None:
     if not ctx.session.logged_in:
-        await ctx.game.login(ctx.session, uid, name)
+        await ctx.game.login(ctx.session, account.uid, account.name)
         for other in ctx.game.logged_in():
             if other is not ctx.session:
-                other.msg(f"{name} has entered the hall.")
+                other.msg(f"{account.name} has entered the hall.")
         look(ctx)
 
 
