@@ -113,16 +113,21 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
     return {"fd_limit": limit, "raw": raw, "hearth": hearth, "settings": vars(args)}
 
 
+def _ratio(value: float, baseline: float) -> float | str:
+    """value / baseline; with a handful of sessions the baseline's RSS may not move at all."""
+    return value / baseline if baseline else "n/a"
+
+
 def report(data: dict[str, Any]) -> None:
     h, raw = data["hearth"], data["raw"]
     per = h["per_session"]
     both = per["portal"] + per["server"]
     rows = [
         ["RSS/session, portal (bytes)", per["portal"], raw["per_session"],
-         per["portal"] / raw["per_session"], ""],
+         _ratio(per["portal"], raw["per_session"]), ""],
         ["RSS/session, server (bytes)", per["server"], "", "", ""],
-        ["RSS/session, portal + server", both, raw["per_session"], both / raw["per_session"],
-         "≤ 16 KB"],
+        ["RSS/session, portal + server", both, raw["per_session"],
+         _ratio(both, raw["per_session"]), "≤ 16 KB"],
         ["RSS/session, new server after reload", h["new_server_per_session"], "", "", ""],
         [f"sync of {h.get('sessions_synced', '?')} sessions (ms)", h.get("sync_ms", "failed"),
          "", "", f"< 250 ms; attached in mode {h.get('mode', '?')}"],
