@@ -67,6 +67,16 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     # How long a stopping server waits for running commands before it stops anyway.
     stop_grace: float = 5.0
     login_workers: int = 1  # scrypt threads: one core hashes, the other keeps playing
+    # scrypt's N for new password hashes (a power of two; each account keeps its own cost,
+    # and is rehashed at this one when it next logs in). 16384 takes ~40 ms a hash here.
+    scrypt_n: int = 16384
+
+    def __post_init__(self) -> None:
+        n = self.scrypt_n
+        if n < 1024 or n & (n - 1):
+            raise ValueError(f"`scrypt_n` must be a power of two of at least 1024, not {n}")
+        if self.login_workers < 1:
+            raise ValueError("`login_workers` must be at least 1")
 
 
 class HealthSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -45,7 +45,7 @@ from ipc.frames import (
 )
 from ipc.marker import FileMarker, marker_path
 from ipc.settings import Settings
-from server.accounts import AccountStore
+from server.accounts import AccountStore, ScryptCost
 from server.api import Command, registry
 from server.loader import load_game
 from server.session import ServerSession
@@ -145,7 +145,8 @@ class ServerProcess(ChildProcess):
     def load(self) -> None:
         load_game(self.env.game_dir)
         db = open_database(self.env.state_dir / "game.db")
-        accounts = AccountStore(db, self.settings.server.login_workers)
+        server = self.settings.server
+        accounts = AccountStore(db, server.login_workers, ScryptCost(n=server.scrypt_n))
         game = ServerGame(self.settings.game.name, accounts, KeyValueStore(db),
                           self.handler, self.request)
         self.handler.game = game

@@ -14,6 +14,7 @@ CREATE TABLE IF NOT EXISTS accounts (
     name TEXT NOT NULL UNIQUE COLLATE NOCASE,
     hash BLOB NOT NULL,
     salt BLOB NOT NULL,
+    cost TEXT NOT NULL DEFAULT 'n=16384,r=8,p=1',
     created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS kv (
@@ -30,6 +31,10 @@ def open_database(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.executescript(_SCHEMA)
+    columns = {row[1] for row in db.execute("PRAGMA table_info(accounts)")}
+    if "cost" not in columns:  # a database from before costs were stored
+        db.execute("ALTER TABLE accounts ADD COLUMN cost TEXT NOT NULL "
+                   "DEFAULT 'n=16384,r=8,p=1'")
     return db
 
 
