@@ -20,13 +20,13 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import uvloop
 
+from benchmarks.report import temp_dir
 from ipc.child import die_with_parent
 from ipc.frames import DataIn, DataOut, InputItem, OutputItem
 
@@ -179,7 +179,7 @@ class RawChain:
     """Start B then A as processes; `port` is A's TCP port; `stop()` kills both by pid."""
 
     def __init__(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="hearth-raw-")
+        self.dir = temp_dir("hearth-raw-")
         self.path = os.path.join(self.dir, "b.sock")
         self.procs: list[subprocess.Popen[str]] = []
         self.port = 0

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +24,7 @@ import uvloop
 
 from benchmarks.baseline import RawChain
 from benchmarks.client import GameRunner, acli, open_clients, raise_fd_limit, rss_of
-from benchmarks.report import table, write_json
+from benchmarks.report import table, temp_dir, write_json
 
 ATTACH = re.compile(r"^(\S+ \S+) .*attaching server (\d+) in mode (\w+) \((\d+) sessions\)")
 DONE = re.compile(r"^(\S+ \S+) .*hand-over done: server (\d+) attached")
@@ -64,7 +63,7 @@ async def measure_raw(n: int) -> dict[str, Any]:
 
 
 async def measure_hearth(n: int, args: argparse.Namespace) -> dict[str, Any]:
-    game = GameRunner(Path(tempfile.mkdtemp(prefix="hearth-capacity-")))
+    game = GameRunner(Path(temp_dir("hearth-capacity-")))
     clients = []
     try:
         game.start()

@@ -24,7 +24,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import timeit
 from pathlib import Path
@@ -33,7 +32,7 @@ from typing import Any
 import msgspec
 import uvloop
 
-from benchmarks.report import table, write_json
+from benchmarks.report import table, temp_dir, write_json
 from ipc.child import die_with_parent
 from ipc.codec import FrameDecoder, FrameEncoder
 from ipc.connection import FrameConnection, connect_unix
@@ -137,7 +136,7 @@ def send_bare(path: str, count: int, batch: int) -> None:
 
 
 def one_run(kind: str, count: int, batch: int, timeout: float) -> dict[str, Any]:
-    folder = tempfile.mkdtemp(prefix="hearth-ipc-")
+    folder = temp_dir("hearth-ipc-")
     path = os.path.join(folder, "ipc.sock")
     proc = subprocess.Popen([sys.executable, "-m", "benchmarks.ipc", "--receive", kind,
                              "--path", path, "--frames", str(count)],

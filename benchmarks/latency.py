@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from benchmarks.client import (
     percentile,
     raise_fd_limit,
 )
-from benchmarks.report import table, write_json
+from benchmarks.report import table, temp_dir, write_json
 
 
 def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
@@ -138,7 +137,7 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
     raise_fd_limit()
     sizes = [int(x) for x in args.clients.split(",")]
     rows: list[dict[str, Any]] = []
-    root = Path(tempfile.mkdtemp(prefix="hearth-bench-"))
+    root = Path(temp_dir("hearth-bench-"))
     game = GameRunner(root, {"portal": {"negotiation_timeout": 0.3}})
     chain = RawChain()
     try:

@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import os
 import signal
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from benchmarks.client import (
     open_clients,
     raise_fd_limit,
 )
-from benchmarks.report import table, write_json
+from benchmarks.report import table, temp_dir, write_json
 
 HANG_COMMAND = '''"""Benchmark only: a command that never returns (the supervisor must notice)."""
 
@@ -81,7 +80,7 @@ class Load:
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.root = Path(tempfile.mkdtemp(prefix="hearth-reload-"))
+        self.root = Path(temp_dir("hearth-reload-"))
         self.game = GameRunner(self.root, {"supervisor": {"hang_timeout": args.hang_timeout}})
         self.clients: list[PingClient] = []
         self.events: list[dict[str, Any]] = []

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import platform
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -56,3 +59,10 @@ def write_json(name: str, data: dict[str, Any]) -> Path:
     (RESULTS / f"{name}-latest.json").write_text(json.dumps(payload, indent=2, default=str)
                                                  + "\n")
     return path
+
+
+def temp_dir(prefix: str) -> str:
+    """A temporary folder for one benchmark run, removed when the process exits."""
+    folder = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder

@@ -18,7 +18,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from typing import Any
 import uvloop
 
 from benchmarks.client import GameRunner, PingClient, acli, free_port, run
-from benchmarks.report import table, write_json
+from benchmarks.report import table, temp_dir, write_json
 
 REPO = Path(__file__).resolve().parent.parent
 IMPORTS = {"full": "import asyncio, uvloop, msgspec, psutil, asyncssh, websockets",
@@ -35,7 +34,7 @@ IMPORTS = {"full": "import asyncio, uvloop, msgspec, psutil, asyncssh, websocket
 
 def python_to_first_pong(imports: str, env: dict[str, str]) -> float:
     """Seconds from spawning Python until it has imported `imports` and said so on a socket."""
-    folder = tempfile.mkdtemp(prefix="hearth-start-")
+    folder = temp_dir("hearth-start-")
     path = os.path.join(folder, "s.sock")
     code = (f"{imports}\nimport socket\ns = socket.socket(socket.AF_UNIX)\n"
             f"s.connect({path!r})\ns.sendall(b'pong')\ns.recv(1)\n")
@@ -68,7 +67,7 @@ async def first_answer(client: PingClient, timeout: float = 30.0) -> float:
 
 async def one_game() -> dict[str, float]:
     port = free_port()
-    game = GameRunner(Path(tempfile.mkdtemp(prefix="hearth-startup-")),
+    game = GameRunner(Path(temp_dir("hearth-startup-")),
                       {"portal": {"telnet_port": port}})
     loop = asyncio.get_running_loop()
     client = PingClient("s")
