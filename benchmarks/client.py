@@ -171,10 +171,9 @@ class GameRunner:
         }
         for section, values in overrides.items():
             sections.setdefault(section, {}).update(values)
-        lines = []
+        lines: list[str] = []
         for section, values in sections.items():
-            lines.append(f"[{section}]")
-            lines.extend(f"{key} = {json.dumps(value)}" for key, value in values.items())
+            _toml_table(lines, section, values)
         (self.dir / "settings.toml").write_text("\n".join(lines) + "\n")
 
     def cli(self, *args: str, timeout: float = 90.0, check: bool = False
@@ -236,6 +235,16 @@ class GameRunner:
             except psutil.Error:
                 continue
         return [p for p in seen.values() if p.is_running() and p.status() != "zombie"]
+
+
+def _toml_table(lines: list[str], name: str, values: dict[str, Any]) -> None:
+    """Append `[name]` with its keys; nested dicts become `[name.key]` tables."""
+    lines.append(f"[{name}]")
+    tables = {key: value for key, value in values.items() if isinstance(value, dict)}
+    lines.extend(f"{key} = {json.dumps(value)}" for key, value in values.items()
+                 if key not in tables)
+    for key, table in tables.items():
+        _toml_table(lines, f"{name}.{key}", table)
 
 
 def run(cmd: list[str], timeout: float, check: bool = False) -> subprocess.CompletedProcess[str]:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from ipc.codec import DEFAULT_MAX_FRAME, FrameDecoder, FrameEncoder
-from ipc.frames import PROTOCOL_VERSION, Frame, Heartbeat, Hello
+from ipc.frames import PROTOCOL_VERSION, Frame, Heartbeat, Hello, Refused
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +206,12 @@ class FrameConnection(asyncio.Protocol):
             self.flush()
             self.transport.close()
         self._finish()
+
+    def refuse(self, reason: str) -> None:
+        """Turn the peer away: log why, tell it why (`Refused`), and close."""
+        log.warning("%s: refused peer pid %d: %s", self.name, self.peer_pid, reason)
+        self.send(Refused(reason=reason))
+        self.close(f"refused: {reason}")
 
     def abort(self, reason: str) -> None:
         """Close at once, dropping whatever is queued."""

@@ -124,9 +124,7 @@ class PortalProcess(ChildProcess):
         if isinstance(frame, Hello):
             reason = check_hello(frame, secret=self.env.secret, roles=("server",)) or ""
         if reason:
-            log.warning("refused ipc connection from pid %d: %s", conn.peer_pid, reason)
-            conn.send(Refused(reason=reason))
-            conn.close(f"refused: {reason}")
+            conn.refuse(reason)
             return
         assert isinstance(frame, Hello)
         self.handler.server_connected(conn, frame)

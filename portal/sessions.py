@@ -46,7 +46,6 @@ from ipc.frames import (
     PConnSync,
     PDisconn,
     PSync,
-    Refused,
     SDisconn,
     SDisconnAll,
     ServerStopped,
@@ -299,8 +298,7 @@ class PortalSessionHandler:
             log.info("standby server %d is waiting", hello.pid)
             return
         if self.state is not LinkState.NONE:
-            conn.send(Refused(reason=f"a server is already attached (link is {self.state})"))
-            conn.close("refused: a server is already attached")
+            conn.refuse(f"a server is already attached (link is {self.state})")
             return
         conn.send(Welcome(run_id=self.run_id))
         self._transition(LinkEvent.SERVER_HELLO)

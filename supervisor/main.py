@@ -46,7 +46,6 @@ from ipc.frames import (
     PortalRequest,
     Progress,
     Ready,
-    Refused,
     Reply,
     ServerLost,
     Shutdown,
@@ -374,9 +373,7 @@ class Supervisor:
                 if not reason and (child is None or child.role != frame.role):
                     reason = f"pid {frame.pid} is not a {frame.role} this supervisor started"
         if reason:
-            log.warning("refused control connection from pid %d: %s", conn.peer_pid, reason)
-            conn.send(Refused(reason=reason))
-            conn.close(f"refused: {reason}")
+            conn.refuse(reason)
             return
         assert isinstance(frame, Hello)
         conn.state.update(role=frame.role, pid=frame.pid)

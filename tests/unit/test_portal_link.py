@@ -30,6 +30,9 @@ class FakeConn:
 
     abort = close
 
+    def refuse(self, reason: str) -> None:
+        self.closed = f"refused: {reason}"
+
     def is_closing(self) -> bool:
         return bool(self.closed)
 
