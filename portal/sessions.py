@@ -147,6 +147,15 @@ class PortalSessionHandler:
 
     # ------------------------------------------------------------ sessions
 
+    def admit(self, address: str) -> str | None:
+        """A connection from `address` was accepted. Every protocol calls this first, before
+        any negotiation; a returned string is the refusal to send before closing it (and
+        then `release` is not called). Otherwise call `release(address)` once it closes."""
+        return None
+
+    def release(self, address: str) -> None:
+        """The connection `admit` let in has closed."""
+
     def connect(self, session: PortalSession) -> None:
         """Register a new connection; the server hears of it now or when it attaches."""
         session.sessid = self._next_sessid

@@ -49,6 +49,7 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         self._write_scheduled = False
         self._announced_to_handler = False
         self._early_input: list[tuple[str, list[Any], dict[str, Any]]] = []
+        self._admitted = False
 
     # ------------------------------------------------------------ asyncio callbacks
 
@@ -60,6 +61,12 @@ class TelnetSession(asyncio.Protocol, PortalSession):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer = transport.get_extra_info("peername")
         address = peer[0] if isinstance(peer, tuple) else str(peer)
+        refusal = self._handler.admit(address)
+        if refusal is not None:
+            self.transport.write(refusal.encode() + b"\r\n")
+            self.transport.close()
+            return
+        self._admitted = True
         self.init_session(self._key, address, self._handler)
         self.protocol_flags = dict(self.telnet.flags)
         self._telnet_flags = dict(self.telnet.flags)
@@ -80,6 +87,9 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self._admitted:
+            return
+        self._handler.release(self.address)
         if self.gone is not None and not self.gone.done():
             self.gone.set_result(None)
         if self._timer is not None:

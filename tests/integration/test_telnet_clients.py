@@ -20,7 +20,6 @@ import json
 import os
 import pty
 import re
-import shutil
 import ssl
 import stat
 import struct
@@ -33,12 +32,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import telnetlib3
 from telnetlib3.telopt import GMCP
 
 from benchmarks.client import GameRunner
 from ipc.settings import runtime_paths
+from tests.clients import require
 
 # Real clients answer within milliseconds; the timeout only bounds a client that never does.
 SETTINGS = {"portal": {"telnet_ssl_port": 0, "max_line": 100, "negotiation_timeout": 3.0}}
@@ -269,14 +268,6 @@ class Telnetlib3Client:
             self._task.cancel()
 
 
-def distro_client(name: str, *fallbacks: str) -> str | None:
-    found = shutil.which(name)
-    return found or next((path for path in fallbacks if os.access(path, os.X_OK)), None)
-
-
-TINTIN = distro_client("tt++", "/usr/games/tt++")
-TELNET = distro_client("telnet")
-
 
 async def run_terminal_client(game: GameRunner, argv: Callable[[int], list[str]],
                               check: Callable[[dict[str, Any]], None]) -> None:
@@ -354,10 +345,9 @@ def test_telnetlib3_terminal_client_in_a_pty(game_factory: type[GameRunner]) -> 
 # ---------------------------------------------------------------- distribution clients
 
 
-@pytest.mark.skipif(TINTIN is None, reason="TinTin++ (Debian package tintin++) not installed")
 def test_tintin_in_a_pty(game_factory: type[GameRunner]) -> None:
+    tintin = require("tt++")
     game = started(game_factory)
-    assert TINTIN is not None
 
     def check(flags: dict[str, Any]) -> None:
         assert flags["CLIENTNAME"] == "TINTIN++"
@@ -366,20 +356,19 @@ def test_tintin_in_a_pty(game_factory: type[GameRunner]) -> None:
         assert flags["CHARSET"] == "UTF-8" and flags["EOR"] is True
 
     asyncio.run(run_terminal_client(
-        game, lambda port: [TINTIN, "-G", "-e", f"#session hearth 127.0.0.1 {port}"], check))
+        game, lambda port: [tintin, "-G", "-e", f"#session hearth 127.0.0.1 {port}"], check))
 
 
-@pytest.mark.skipif(TELNET is None, reason="no `telnet` binary (Debian inetutils-telnet)")
 def test_distribution_telnet_in_a_pty(game_factory: type[GameRunner]) -> None:
+    telnet = require("telnet")
     game = started(game_factory)
-    assert TELNET is not None
 
     def check(flags: dict[str, Any]) -> None:
         assert flags["CLIENTNAME"] == "XTERM-256COLOR"
         assert flags["MCCP"] is False  # a plain telnet refuses what it does not know
 
     asyncio.run(run_terminal_client(
-        game, lambda port: [TELNET, "127.0.0.1", str(port)], check))
+        game, lambda port: [telnet, "127.0.0.1", str(port)], check))
 
 
 # ---------------------------------------------------------------- raw sockets
@@ -524,9 +513,7 @@ def test_telnet_ssl_with_python_ssl_and_certificate_reuse(
 
 
 def test_telnet_ssl_with_openssl_s_client(game_factory: type[GameRunner]) -> None:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("no openssl binary")
+    openssl = require("openssl")
     game = started(game_factory, negotiation_timeout=0.5)
     cert = runtime_paths(game.dir).keys / "telnet-ssl.crt"
 
