@@ -40,6 +40,8 @@ class ChildEnv(msgspec.Struct, frozen=True, kw_only=True):
     parent_pid: int
     mode: str = "start"  # server: "start", "reload", "reset", "crash"
     standby: bool = False
+    # portal: protocol key -> inherited listening descriptor (held by the supervisor)
+    listeners: dict[str, int] = msgspec.field(default_factory=dict)
 
     def to_environ(self) -> dict[str, str]:
         return {"HEARTH_CHILD": msgspec.json.encode(self, enc_hook=str).decode()}

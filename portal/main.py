@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import time
 from typing import Any
 
@@ -75,17 +76,33 @@ class PortalProcess(ChildProcess):
         return FrameConnection(GameFrame, self.on_ipc_frame, self.on_ipc_closed,
                                name="portal-ipc")
 
+    def listening_socket(self, key: str, port: int) -> socket.socket | dict[str, Any]:
+        """What `create_server` needs to listen for `key`: the socket the supervisor holds
+        (inherited), or, when it passed none, the address to bind here."""
+        sock = inherited_socket(self.env.listeners, key)
+        if sock is not None:
+            return sock
+        portal = self.settings.portal
+        return {"host": portal.interface, "port": port, "backlog": portal.listen_backlog}
+
+    async def serve(self, key: str, port: int, factory: Any, **kwargs: Any) -> None:
+        """Listen for protocol `key` (on the inherited socket when there is one)."""
+        where = self.listening_socket(key, port)
+        loop = asyncio.get_running_loop()
+        if isinstance(where, socket.socket):
+            server = await loop.create_server(factory, sock=where, **kwargs)
+        else:
+            server = await loop.create_server(factory, **where, **kwargs)
+        self.listeners.append(server)
+        self.ports[key] = server.sockets[0].getsockname()[1]
+
     async def listen_telnet(self) -> None:
         portal = self.settings.portal
-        loop = asyncio.get_running_loop()
 
         def factory() -> TelnetSession:
             return TelnetSession(self.handler, "telnet", self.mssp, portal.negotiation_timeout)
 
-        server = await loop.create_server(factory, portal.interface, portal.telnet_port,
-                                         backlog=portal.listen_backlog)
-        self.listeners.append(server)
-        self.ports["telnet"] = server.sockets[0].getsockname()[1]
+        await self.serve("telnet", portal.telnet_port, factory)
         if portal.telnet_ssl_port is not None:
             await self.listen_telnet_ssl(portal.telnet_ssl_port)
 
@@ -98,11 +115,7 @@ class PortalProcess(ChildProcess):
         def factory() -> TelnetSession:
             return TelnetSession(self.handler, "telnet/ssl", self.mssp, portal.negotiation_timeout)
 
-        server = await asyncio.get_running_loop().create_server(
-            factory, portal.interface, port, ssl=context, ssl_handshake_timeout=10.0,
-            backlog=portal.listen_backlog)
-        self.listeners.append(server)
-        self.ports["telnet/ssl"] = server.sockets[0].getsockname()[1]
+        await self.serve("telnet/ssl", port, factory, ssl=context, ssl_handshake_timeout=10.0)
 
     def mssp(self) -> dict[str, str]:
         return {
@@ -203,6 +216,21 @@ class PortalProcess(ChildProcess):
             await asyncio.wait(gone, timeout=2.0)
         self.finish(0)
 
+
+
+def inherited_socket(fds: dict[str, int], key: str) -> socket.socket | None:
+    """The listening socket for `key` that the supervisor passed down, if any. It is this
+    process's own copy of the descriptor: closing it leaves the supervisor's open."""
+    fd = fds.get(key)
+    if fd is None:
+        return None
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        log.error("inherited listener %s (fd %d) is unusable: %s; binding here", key, fd, exc)
+        return None
+    sock.setblocking(False)
+    return sock
 
 
 def main() -> None:

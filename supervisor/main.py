@@ -53,11 +53,19 @@ from ipc.frames import (
     Welcome,
 )
 from ipc.marker import marker_path, read_marker
-from ipc.settings import RuntimePaths, Settings, make_private_dirs, runtime_paths
+from ipc.settings import (
+    RuntimePaths,
+    Settings,
+    SettingsError,
+    load_settings,
+    make_private_dirs,
+    runtime_paths,
+)
 from supervisor import notify, pidfile
 from supervisor.children import Child, Slot, StartError
 from supervisor.healthwatch import HealthWatch, decide
 from supervisor.lifecycle import Event, State
+from supervisor.listeners import ListenError, Listeners
 from supervisor.logs import LogFile, pump_output
 from supervisor.policy import ExitKind, RestartPolicy, RestartSettings, classify_exit
 from supervisor.process import (
@@ -109,6 +117,7 @@ class Supervisor:
         self.record: pidfile.PidRecord | None = None
         self.control_server: asyncio.AbstractServer | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.listeners = Listeners()
 
     # ------------------------------------------------------------ run
 
@@ -145,6 +154,7 @@ class Supervisor:
             stale.unlink(missing_ok=True)
         self.record = pidfile.own_record()
         pidfile.write_pid_file(paths.pid_file, self.record)
+        self.open_listeners()
         loop = asyncio.get_running_loop()
         self.control_server = await loop.create_unix_server(
             self.control_connection, str(paths.control_socket))
@@ -154,8 +164,19 @@ class Supervisor:
             loop.add_signal_handler(sig, self.enqueue, Command(name=action), None)
         self.progress(f"supervisor {os.getpid()} running; runtime folder {paths.state}")
 
+    def open_listeners(self) -> None:
+        """Hold every player-facing port before any portal starts (see supervisor/listeners)."""
+        taken = self.listeners.adopt_systemd(os.environ, os.getpid())
+        if taken:
+            self.progress(f"listening sockets from systemd: {', '.join(taken)}")
+        try:
+            self.listeners.open(self.settings.portal)
+        except ListenError as exc:
+            raise StartError(str(exc)) from None
+
     def close(self) -> None:
         """Remove every trace of this run: sockets and the pid file."""
+        self.listeners.close()
         if self.control_server is not None:
             self.control_server.close()
         self.paths.control_socket.unlink(missing_ok=True)
@@ -192,8 +213,10 @@ class Supervisor:
             game_dir=self.game_dir, secret=self.secret,
             control_socket=self.paths.control_socket, portal_socket=self.paths.portal_socket,
             state_dir=self.paths.state, parent_pid=os.getpid(), mode=mode, standby=standby,
+            listeners=self.listeners.fds() if role == "portal" else {},
         )
-        proc = await spawn_child(role, env.to_environ())
+        fds = tuple(env.listeners.values())
+        proc = await spawn_child(role, env.to_environ(), pass_fds=fds)
         child = Child(role, proc, self.logs[role], standby=standby, mode=mode)
         self.children[child.pid] = child
         slot = self.slots[role]
@@ -530,6 +553,10 @@ class Supervisor:
         report("stopping portal and server; players are told and disconnected")
         await self.shutdown_children(REBOOTING)
         self.stopping = False
+        try:  # a reboot applies changed ports: listeners follow the settings file
+            self.listeners.open(load_settings(self.game_dir).portal)
+        except (SettingsError, ListenError) as exc:
+            log.error("reboot keeps the old listeners: %s", exc)
         for slot in self.slots.values():
             slot.child = None
             slot.policy.reset()

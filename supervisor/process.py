@@ -13,8 +13,10 @@ import psutil
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-async def spawn_child(module: str, env: dict[str, str]) -> asyncio.subprocess.Process:
-    """Start `python -m module` in its own session and process group, output piped."""
+async def spawn_child(module: str, env: dict[str, str],
+                      pass_fds: tuple[int, ...] = ()) -> asyncio.subprocess.Process:
+    """Start `python -m module` in its own session and process group, output piped;
+    `pass_fds` are inherited under the same numbers."""
     full_env = dict(os.environ)
     full_env.update(env)
     full_env["PYTHONUNBUFFERED"] = "1"
@@ -29,6 +31,7 @@ async def spawn_child(module: str, env: dict[str, str]) -> asyncio.subprocess.Pr
         start_new_session=True,
         env=full_env,
         cwd=str(REPO_ROOT),
+        pass_fds=pass_fds,
     )
 
 
