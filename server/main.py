@@ -14,6 +14,7 @@ Start-up, in order (a failure at any step before "ready" is sent to the supervis
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -119,6 +120,7 @@ class ServerProcess(ChildProcess):
         self.handler = ServerSessionHandler(registry, self._send, self.marker, self._flush)
         self.stopping = False
         self.ready_sent = False
+        self.attached_before = False  # a re-attach (after a portal restart) runs no start hook
 
     async def main(self) -> int:
         env = self.env
@@ -132,15 +134,22 @@ class ServerProcess(ChildProcess):
             self.load()
         except BaseException:
             return self.fail(traceback.format_exc())
-        self.link = await connect_unix(
-            str(env.portal_socket), GameFrame, self.on_frame, self.on_link_closed,
-            name="server-link",
-        )
-        self.link.send(hello)
+        await self.dial_portal()
         try:
             return await self.done
         finally:
             self.marker.close()
+
+    async def dial_portal(self) -> None:
+        """Open the game link and say hello (OSError when the portal does not answer)."""
+        env = self.env
+        self.link = await connect_unix(
+            str(env.portal_socket), GameFrame, self.on_frame, self.on_link_closed,
+            name="server-link",
+        )
+        standby = env.standby and not self.attached_before
+        self.link.send(Hello(role="server", pid=os.getpid(), secret=env.secret,
+                             standby=standby))
 
     def load(self) -> None:
         load_game(self.env.game_dir)
@@ -206,8 +215,9 @@ class ServerProcess(ChildProcess):
         log.info("attached to portal run %s in mode %s with %d sessions",
                  frame.run_id, frame.mode, len(sessions))
         hook = START_HOOKS.get(frame.mode)
-        if hook:
+        if hook and not self.attached_before:
             self.handler.run_hooks(hook)
+        self.attached_before = True
         self._send(SyncDone())
         self.report_ready({"attached": True, "sessions": len(sessions)})
 
@@ -239,9 +249,33 @@ class ServerProcess(ChildProcess):
         self.finish(0)
 
     def on_link_closed(self, conn: FrameConnection, reason: str) -> None:
-        if not self.stopping:
+        if self.stopping or self.done.done() or conn is not self.link:
+            return
+        self.link = None
+        if not self.attached_before:
             log.error("portal link lost (%s); exiting so the supervisor starts a fresh server",
                       reason)
+            self.finish(EXIT_PORTAL_GONE)
+            return
+        log.warning("portal link lost (%s); waiting for the portal to come back", reason)
+        self.spawn(self.redial())
+
+    async def redial(self) -> None:
+        """The portal died: dial its socket again until the supervisor's next portal answers
+        (bounded by `start_timeout`); it sends a new run_id, so the old sessions go."""
+        timeout = self.settings.supervisor.start_timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self.stopping and not self.done.done() and loop.time() < deadline:
+            try:
+                await self.dial_portal()
+            except OSError:
+                await asyncio.sleep(0.2)
+                continue
+            log.info("portal link open again")
+            return
+        if not self.done.done():
+            log.error("the portal did not come back within %.0fs; exiting", timeout)
             self.finish(EXIT_PORTAL_GONE)
 
     # ------------------------------------------------------------ control link

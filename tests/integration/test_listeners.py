@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.client import REPO, GameRunner, kill9
+from benchmarks.client import REPO, GameRunner, MudClient, kill9
 
 SCREEN = b"Welcome to"
 TIMEOUT = 40.0
@@ -69,6 +69,7 @@ def wait_for_new_pid(game: GameRunner, role: str, old: int, timeout: float = 30.
 def test_kill_9_of_the_portal_refuses_no_connection(game: GameRunner) -> None:
     port = game.port
     old_portal = game.pid_of("portal")
+    server = game.pid_of("server")
 
     async def scenario() -> list[tuple[float, str]]:
         done = asyncio.Event()
@@ -92,6 +93,19 @@ def test_kill_9_of_the_portal_refuses_no_connection(game: GameRunner) -> None:
     assert len(after) >= 3, results
     assert all(what == "screen" for what in after), results
     assert game.port == port  # the same port, held by the supervisor throughout
+    # the server stayed up and re-attached to the new portal: it still serves logins
+    assert game.pid_of("server") == server
+    assert game.status()["server"]["restarts"] == 0
+
+    async def play() -> None:
+        client = MudClient("after")
+        await client.connect(port)
+        await client.login("survivor")
+        client.send("who")
+        await client.expect("Players online.*survivor")
+        client.close()
+
+    asyncio.run(play())
 
 
 def test_reboot_keeps_the_port_open(game: GameRunner) -> None:
