@@ -99,6 +99,8 @@ def main() -> None:
             out.write(f"step {line}\n")
 
     def finish(ok: bool, message: str) -> None:
+        if out is None and not ok:  # run by hand: say why on stderr
+            print(f"error: {message}", file=sys.stderr, flush=True)
         if out is not None and not out.closed:
             out.write(("ok " if ok else "error ") + message.replace("\n", "\n  ") + "\n")
             out.close()

@@ -115,6 +115,9 @@ class Supervisor:
         # `status` callers waiting for the portal's figures (all answered by one reply)
         self.status_waiters: list[asyncio.Future[dict[str, Any]]] = []
         self.record: pidfile.PidRecord | None = None
+        # the runtime folder's lock; only its holder may create or remove runtime files
+        self.claim: int | None = None
+        self.owns_files = False
         self.control_server: asyncio.AbstractServer | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
         self.listeners = Listeners()
@@ -141,8 +144,18 @@ class Supervisor:
             self.close()
 
     async def open(self) -> None:
+        """Claim the game, then create its pid file and control socket.
+
+        AlreadyRunning, before anything is created or removed, when another supervisor
+        holds the game: a process that did not create a runtime file never removes it.
+        """
         paths = self.paths
         make_private_dirs(paths)
+        self.claim = pidfile.claim(paths.state)
+        if self.claim is None:
+            running = pidfile.running_supervisor(paths.pid_file)
+            who = f"supervisor pid {running.pid}" if running else "another supervisor is starting"
+            raise AlreadyRunning(f"Hearth is already running for {self.game_dir} ({who})")
         running = pidfile.running_supervisor(paths.pid_file)
         if running is not None:
             raise AlreadyRunning(f"Hearth is already running for {self.game_dir} "
@@ -150,6 +163,7 @@ class Supervisor:
         if pidfile.socket_answers(paths.control_socket):
             raise AlreadyRunning(f"a supervisor answers on {paths.control_socket} although "
                                  f"{paths.pid_file} names none; stop it first")
+        self.owns_files = True
         for stale in (paths.control_socket, paths.portal_socket):
             stale.unlink(missing_ok=True)
         self.record = pidfile.own_record()
@@ -175,19 +189,23 @@ class Supervisor:
             raise StartError(str(exc)) from None
 
     def close(self) -> None:
-        """Remove every trace of this run: sockets and the pid file."""
+        """Remove every trace of this run: sockets and the pid file, if this run made them."""
         self.listeners.close()
         if self.control_server is not None:
             self.control_server.close()
-        self.paths.control_socket.unlink(missing_ok=True)
-        self.paths.portal_socket.unlink(missing_ok=True)
-        if self.record is not None:
-            pidfile.remove_pid_file(self.paths.pid_file, self.record)
+        if self.owns_files:
+            self.paths.control_socket.unlink(missing_ok=True)
+            self.paths.portal_socket.unlink(missing_ok=True)
+            if self.record is not None:
+                pidfile.remove_pid_file(self.paths.pid_file, self.record)
+            with contextlib.suppress(OSError):
+                if self.paths.sockets != self.paths.state:
+                    self.paths.sockets.rmdir()
         for logfile in self.logs.values():
             logfile.close()
-        with contextlib.suppress(OSError):
-            if self.paths.sockets != self.paths.state:
-                self.paths.sockets.rmdir()
+        if self.claim is not None:
+            pidfile.release(self.claim)
+            self.claim = None
 
     async def start_children(self) -> None:
         timeout = self.settings.supervisor.start_timeout

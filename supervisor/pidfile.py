@@ -7,6 +7,7 @@ A pid alone can be reused by an unrelated process after a reboot or a crash; the
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import socket
 from pathlib import Path
@@ -69,3 +70,25 @@ def socket_answers(path: Path, timeout: float = 1.0) -> bool:
         except OSError:
             return False
     return True
+
+
+def claim(state: Path) -> int | None:
+    """Lock the game's runtime folder for this process's lifetime; None if another holds it.
+
+    The lock (flock on the folder itself, so no file is left behind) is what makes one
+    supervisor per game: two that start at once both find no pid file, but only one gets
+    the lock. The kernel drops it when the holder exits, even after `kill -9`. Keep the
+    returned descriptor open; `release` it on the way out.
+    """
+    fd = os.open(state, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def release(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
