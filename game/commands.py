@@ -121,16 +121,25 @@ def quit_(ctx: Context) -> None:
     ctx.session.disconnect("Goodbye! Come back soon.")  # the disconnect hook tells the others
 
 
-def _admin_request(action: str, notice: str) -> None:
+def _admin_request(action: str, notice: str, everyone: bool) -> None:
+    """An admin command; the supervisor tells the admin alone how it went.
+
+    Only what disconnects players (`everyone`) is announced to them beforehand: a reload
+    changes nothing they can see, and a failed one changes nothing at all.
+    """
+
     def run(ctx: Context) -> None:
-        ctx.game.broadcast(notice)
+        if everyone:
+            ctx.game.broadcast(notice)
+        else:
+            ctx.session.msg(notice)
         ctx.game.request(action, ctx.session)
 
     command(action, admin=True,
             help=f"{action} - (admin) ask the supervisor to {action} the game.")(run)
 
 
-_admin_request("reload", "|yThe game is reloading its code...|n")
-_admin_request("reset", "|yThe game is resetting...|n")
-_admin_request("reboot", "|rThe game is rebooting; you will be disconnected.|n")
-_admin_request("shutdown", "|rThe game is shutting down!|n")
+_admin_request("reload", "|yThe game is reloading its code...|n", everyone=False)
+_admin_request("reset", "|yThe game is resetting...|n", everyone=False)
+_admin_request("reboot", "|rThe game is rebooting; you will be disconnected.|n", everyone=True)
+_admin_request("shutdown", "|rThe game is shutting down!|n", everyone=True)

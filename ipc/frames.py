@@ -279,9 +279,13 @@ class ServerLost(Frame, frozen=True):
 
 
 class PortalRequest(Frame, frozen=True):
-    """portal -> supervisor: an admin's in-game request ("reload", "reset", "reboot", ...)."""
+    """portal -> supervisor: an admin's in-game request ("reload", "reset", "reboot", ...).
+
+    `sessid` is the admin's session, which alone hears how it went (0: nobody).
+    """
 
     action: str
+    sessid: int = 0
 
 
 class Shutdown(Frame, frozen=True):

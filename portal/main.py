@@ -179,14 +179,18 @@ class PortalProcess(ChildProcess):
             self.announce(MSG_DOWN, 0)
 
     def announce(self, text: str, sessid: int) -> None:
+        """Tell session `sessid`, or everyone when it is 0 (nobody if that session left)."""
         sessions = self.handler.sessions
-        targets = [sessions[sessid]] if sessid in sessions else list(sessions.values())
+        if sessid:
+            targets = [sessions[sessid]] if sessid in sessions else []
+        else:
+            targets = list(sessions.values())
         for session in targets:
             session.send_text(text)
 
-    def on_request(self, action: str) -> None:
+    def on_request(self, action: str, sessid: int) -> None:
         if self.control is not None:
-            self.control.send(PortalRequest(action=action))
+            self.control.send(PortalRequest(action=action, sessid=sessid))
 
     def on_handover(self, ok: bool, message: str) -> None:
         log.info("hand-over %s: %s", "done" if ok else "failed", message)

@@ -108,7 +108,7 @@ class PortalSessionHandler:
         self,
         settings: PortalSettings,
         secret: str,
-        on_request: Callable[[str], None],
+        on_request: Callable[[str, int], None],
         on_handover: Callable[[bool, str], None],
     ) -> None:
         self.settings = settings
@@ -474,8 +474,8 @@ class PortalSessionHandler:
                 self._attached()
             case ServerStopped(mode=mode):
                 conn.state["stopped_mode"] = mode
-            case AdminRequest(action=action):
-                self._on_request(action)
+            case AdminRequest(action=action, sessid=sessid):
+                self._on_request(action, sessid)
             case Heartbeat():
                 pass
             case _:

@@ -449,8 +449,8 @@ class Supervisor:
                 for waiter in waiters:
                     if not waiter.done():
                         waiter.set_result(info)
-            case PortalRequest(action=action):
-                self.enqueue(Command(name=action), None)
+            case PortalRequest(action=action, sessid=sessid):
+                self.enqueue(Command(name=action, args={"sessid": sessid}), None)
             case _:
                 log.warning("unexpected %s from %s", type(frame).__name__, child.role)
 
@@ -496,6 +496,7 @@ class Supervisor:
                 if conn is not None:
                     conn.send(Progress(message=line))
 
+            began = time.monotonic()
             try:
                 reply = await self.run_command(command.name, report)
             except Exception as exc:
@@ -504,11 +505,24 @@ class Supervisor:
             log.info("%s: %s", command.name, reply.message.splitlines()[0] if reply.message else "")
             if conn is not None:
                 conn.send(reply)
-            elif not reply.ok and command.args.get("announce", True):
-                self.tell_portal(Announce(text=f"|r{reply.message.splitlines()[0]}|n"))
+            elif command.args.get("sessid"):
+                self.tell_requester(command.args["sessid"], reply, time.monotonic() - began)
             if command.name in ("stop", "shutdown") and reply.ok:
                 self.finished.set()
                 return
+
+    def tell_requester(self, sessid: int, reply: Reply, took: float) -> None:
+        """The in-game admin who asked hears the whole outcome; nobody else hears anything.
+
+        A failed reload changed nothing for the players, so only the admin is told, with
+        the new server's whole traceback (markup escaped, so it arrives as written).
+        """
+        first, _, rest = reply.message.replace("|", "||").partition("\n")
+        if reply.ok:
+            text = f"|g{first}; it took {took:.1f}s|n"
+        else:
+            text = f"|r{first}|n" + (f"\n{rest}" if rest else "")
+        self.tell_portal(Announce(text=text, sessid=sessid))
 
     async def run_command(self, name: str, report: Callable[[str], None]) -> Reply:
         if name in ("reload", "reset"):
@@ -665,10 +679,10 @@ class Supervisor:
         if action == "recycle":
             log.warning("server %d: %s; recycling it through a reload (players stay connected)",
                         child.pid, reason)
-            self.enqueue(Command(name="reload", args={"announce": False}), None)
+            self.enqueue(Command(name="reload"), None)
         else:
             log.error("portal %d: %s; rebooting (players are disconnected)", child.pid, reason)
-            self.enqueue(Command(name="reboot", args={"announce": False}), None)
+            self.enqueue(Command(name="reboot"), None)
 
     # ------------------------------------------------------------ status
 

@@ -61,7 +61,7 @@ class FakeSession(PortalSession):
 
 def make(**settings: Any) -> tuple[PortalSessionHandler, list[tuple[bool, str]]]:
     results: list[tuple[bool, str]] = []
-    handler = PortalSessionHandler(PortalSettings(**settings), "s", lambda a: None,
+    handler = PortalSessionHandler(PortalSettings(**settings), "s", lambda a, s: None,
                                    lambda ok, msg: results.append((ok, msg)))
     return handler, results
 
