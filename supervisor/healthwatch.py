@@ -72,6 +72,12 @@ class HealthWatch:
         if pid not in self._watched:
             self._watched[pid] = _Watched(pid, role, limits_for(role, self.settings))
 
+    def configure(self, settings: HealthSettings) -> None:
+        """Use new limits, for the processes already watched too."""
+        self.settings = settings
+        for watched in self._watched.values():
+            watched.limits = limits_for(watched.role, settings)
+
     def forget(self, pid: int) -> None:
         self._watched.pop(pid, None)
 

@@ -47,6 +47,11 @@ class LogFile:
         if len(self.tail) > 200:
             del self.tail[:100]
 
+    def resize(self, max_bytes: int, backups: int) -> None:
+        """Rotate at `max_bytes`, keeping `backups` old files, from the next line on."""
+        self._handler.maxBytes = max_bytes
+        self._handler.backupCount = backups
+
     def reopen(self) -> None:
         """Reopen after an external rotation (logrotate's `copytruncate`-less mode)."""
         self._handler.acquire()

@@ -76,6 +76,7 @@ from supervisor.process import (
     spawn_child,
     sweep_descendants,
 )
+from supervisor.settings_change import after_reload, compare
 
 log = logging.getLogger("supervisor")
 
@@ -88,6 +89,11 @@ class AlreadyRunning(RuntimeError):
     pass
 
 
+def restart_settings(settings: Settings) -> RestartSettings:
+    sup = settings.supervisor
+    return RestartSettings(crash_loop_limit=sup.crash_loop_limit, backoff_max=sup.backoff_max)
+
+
 class Supervisor:
     def __init__(self, game_dir: Path, settings: Settings,
                  progress: Callable[[str], None] = lambda line: None) -> None:
@@ -98,9 +104,8 @@ class Supervisor:
         self.secret = secrets.token_hex(16)
         self.started = time.time()
         sup = settings.supervisor
-        restart = RestartSettings(crash_loop_limit=sup.crash_loop_limit,
-                                  backoff_max=sup.backoff_max)
-        self.slots = {role: Slot(role, RestartPolicy(restart)) for role in ("portal", "server")}
+        self.slots = {role: Slot(role, RestartPolicy(restart_settings(settings)))
+                      for role in ("portal", "server")}
         self.children: dict[int, Child] = {}
         self.logs = {name: LogFile(self.paths.logs, name, sup.log_max_bytes, sup.log_backups)
                      for name in ("supervisor", "portal", "server")}
@@ -535,11 +540,29 @@ class Supervisor:
             return Reply(ok=True, message="stopped")
         return Reply(ok=False, message=f"unknown command {name!r}")
 
+    def adopt_settings(self, settings: Settings) -> None:
+        """Take over an edited supervisor section in place, from now on."""
+        self.settings = settings
+        sup = settings.supervisor
+        for slot in self.slots.values():
+            slot.policy.settings = restart_settings(settings)
+        for logfile in self.logs.values():
+            logfile.resize(sup.log_max_bytes, sup.log_backups)
+        self.health.configure(sup.health)
+
     async def reload(self, mode: str, report: Callable[[str], None]) -> Reply:
+        """Hand over to a fresh server; apply edited settings, naming what needs `reboot`."""
         sup = self.settings.supervisor
         portal = self.slots["portal"].child
         if portal is None or not portal.ready.done() or not portal.alive:
             return Reply(ok=False, message=f"{mode} refused: the portal is not running")
+        try:
+            edited = load_settings(self.game_dir)
+        except SettingsError as exc:
+            return Reply(ok=False, message=f"{mode} refused: {exc}")
+        change = compare(self.settings, edited)
+        if change.waiting:
+            report(change.describe().splitlines()[-1])
         slot = self.slots["server"]
         standby = await self.spawn("server", mode=mode, standby=True)
         report(f"new server {standby.pid} is starting beside the running one")
@@ -577,11 +600,18 @@ class Supervisor:
         slot.policy.on_ready(time.monotonic())
         if old is not None and old.alive:
             await self.stop_child(old, sup.stop_timeout)
+        self.adopt_settings(after_reload(self.settings, edited))
         took_over = f" from {old.pid}" if old is not None else ""
-        return Reply(ok=True, message=f"{mode} done: server {standby.pid} took over{took_over}",
-                     data={"pid": standby.pid})
+        notes = change.describe()
+        return Reply(ok=True, message=f"{mode} done: server {standby.pid} took over{took_over}"
+                     + (f"\n{notes}" if notes else ""), data={"pid": standby.pid})
 
     async def reboot(self, report: Callable[[str], None]) -> Reply:
+        try:  # the new portal and server read the file too: refuse before anyone is dropped
+            edited = load_settings(self.game_dir)
+        except SettingsError as exc:
+            return Reply(ok=False, message=f"reboot refused: {exc}")
+        self.adopt_settings(edited)
         report("stopping portal and server; players are told and disconnected")
         await self.shutdown_children(REBOOTING)
         self.stopping = False
@@ -644,9 +674,11 @@ class Supervisor:
     # ------------------------------------------------------------ health
 
     async def health_loop(self) -> None:
-        interval = self.settings.supervisor.health.interval
-        while interval:
-            await asyncio.sleep(interval)
+        while True:  # the interval is read each time: a reload may change it (0: off)
+            interval = self.settings.supervisor.health.interval
+            await asyncio.sleep(interval or 5.0)
+            if not self.settings.supervisor.health.interval:
+                continue
             try:
                 self.check_health(time.monotonic())
             except Exception:  # a bug here must not end the health watch for good
