@@ -8,11 +8,15 @@ message names the key (msgspec's error path, e.g. `$.portal.telnet_port`).
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
+import re
 import tempfile
 import tomllib
+import typing
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -133,7 +137,7 @@ def load_settings(game_dir: Path) -> Settings:
     path = game_dir / SETTINGS_FILE
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise SettingsError(f"{path} does not exist (is {game_dir} a game directory?)") from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{path} is not valid TOML: {exc}") from None
@@ -143,12 +147,62 @@ def load_settings(game_dir: Path) -> Settings:
         raise SettingsError(f"{path}: {_name_key(str(exc))}") from None
 
 
+UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(?P<name>[^`]*)`")
+WRONG_TYPE = re.compile(r"Expected `(?P<want>[^`]*)`, got `(?P<got>[^`]*)`")
+TYPE_WORDS = {"int": "a whole number", "float": "a number", "str": "a quoted string",
+              "bool": "true or false", "object": "a table", "array": "a list",
+              "null": "left out"}
+
+
 def _name_key(message: str) -> str:
-    """Turn msgspec's `... - at `$.portal.port`` into a message about key `portal.port`."""
-    text, sep, where = message.rpartition(" - at `$.")
-    if not sep:
-        return message
-    return f"setting `{where.rstrip('`')}`: {text}"
+    """msgspec's `<error> - at `$.portal.port`` in the words of settings.toml.
+
+    ``unknown setting `portal.max_lin` (did you mean `max_line`?)``, ``setting
+    `portal.telnet_port` must be a whole number, not a quoted string``, ``[portal]: ...``.
+    """
+    text, sep, where = message.rpartition(" - at `$")
+    if not sep:  # the top level: msgspec names no path
+        text, where = message, ""
+    path = where.rstrip("`").lstrip(".")
+    if unknown := UNKNOWN_FIELD.fullmatch(text):
+        return _unknown(path, unknown["name"])
+    if wrong := WRONG_TYPE.fullmatch(text):
+        want, got = (_type_words(wrong[key]) for key in ("want", "got"))
+        return f"setting `{path}` must be {want}, not {got}"
+    if not path:
+        return text
+    return f"[{path}]: {text}" if _table_at(path) else f"setting `{path}`: {text}"
+
+
+def _type_words(name: str) -> str:
+    return " or ".join(TYPE_WORDS.get(part.strip(), part.strip()) for part in name.split("|"))
+
+
+def _unknown(path: str, name: str) -> str:
+    """Name the unknown key in full, with the closest real key of that table, if any."""
+    table = _table_at(path)
+    key = f"{path}.{name}" if path else name
+    what = "section" if not path else "setting"
+    close = difflib.get_close_matches(name, table, n=1) if table else []
+    hint = f" (did you mean `{close[0]}`?)" if close else ""
+    return f"unknown {what} `{key}`{hint}"
+
+
+def _table_at(path: str) -> list[str]:
+    """The keys of the settings table at `path` (`portal`, `supervisor.health`, ...)."""
+    struct: Any = Settings
+    for part in filter(None, path.split(".")):
+        struct = _field_types(struct).get(part)
+        if struct is None:
+            return []
+    return list(_field_types(struct))
+
+
+def _field_types(struct: Any) -> dict[str, Any]:
+    if not (isinstance(struct, type) and issubclass(struct, msgspec.Struct)):
+        return {}
+    hints = typing.get_type_hints(struct)
+    return {name: hints[name] for name in struct.__struct_fields__}
 
 
 class RuntimePaths(msgspec.Struct, frozen=True, kw_only=True):

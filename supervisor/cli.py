@@ -126,7 +126,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     shutil.copytree(DEFAULT_GAME, target, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns(".hearth", "__pycache__", "*.pyc"))
     print(f"created game directory {target}; start it with: "
-          f"python run.py --game-dir {target} start")
+          f"{program()} --game-dir {target} start")
     return EXIT_OK
 
 
@@ -308,6 +308,8 @@ def _percent(value: Any) -> str:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
+    if args.lines < 0:
+        raise CliError(f"-n takes a number of lines (0 or more), not {args.lines}", EXIT_USAGE)
     paths = runtime_paths(args.game_dir)
     names = [args.process] if args.process else ["supervisor", "portal", "server"]
     files = [paths.logs / f"{name}.log" for name in names]
@@ -315,10 +317,10 @@ def cmd_logs(args: argparse.Namespace) -> int:
         raise CliError(f"no log files in {paths.logs}")
     lines: list[str] = []
     for path in files:
-        if path.exists():
+        if path.exists() and args.lines:  # [-0:] would be every line
             lines.extend(path.read_text(errors="replace").splitlines()[-args.lines:])
     lines.sort(key=_stamp_of)
-    for line in lines[-args.lines:]:
+    for line in lines[-args.lines:] if args.lines else []:
         print(line)
     if args.follow:
         _follow(files)
@@ -404,41 +406,68 @@ def cmd_dev(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- parsing
 
 
+def program() -> str:
+    """How the user ran us, for messages: `hearth` or `python run.py`."""
+    name = Path(sys.argv[0]).name
+    return "python run.py" if name in ("run.py", "__main__.py", "-c", "") else name
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python run.py", description=(
+    parser = argparse.ArgumentParser(prog=program(), description=(
         "Hearth: a supervisor and connection portal for text games."))
-    parser.add_argument("--game-dir", type=Path, default=DEFAULT_GAME,
-                        help="the game directory (default: the bundled game/)")
+    game_dir_help = "the game directory (default: the bundled game/)"
+    parser.add_argument("--game-dir", type=Path, default=DEFAULT_GAME, help=game_dir_help)
+    # `--game-dir` is also taken after the command; SUPPRESS keeps the one given before it
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--game-dir", type=Path, default=argparse.SUPPRESS, help=game_dir_help)
     sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, description=text, parents=[common])
+
     init = sub.add_parser("init", help="create a new game directory from the default game")
     init.add_argument("directory")
     init.set_defaults(func=cmd_init)
-    start = sub.add_parser("start", help="start supervisor, portal and server")
+    start = command("start", "start supervisor, portal and server")
     start.add_argument("--foreground", action="store_true", help="stay attached (Ctrl-C stops)")
     start.set_defaults(func=cmd_start)
     for name, text in (("stop", "stop everything; players are told"),
                        ("reload", "replace the server with new code; players stay connected"),
                        ("reset", "as reload, with cold-start hooks"),
                        ("reboot", "restart portal and server; players are disconnected")):
-        sub.add_parser(name, help=text).set_defaults(func=cmd_simple)
-    status = sub.add_parser("status", help="show processes, ports and sessions")
-    status.add_argument("--json", action="store_true")
+        command(name, text).set_defaults(func=cmd_simple)
+    status = command("status", "show processes, ports and sessions")
+    status.add_argument("--json", action="store_true", help="machine-readable, with history")
     status.set_defaults(func=cmd_status)
-    logs = sub.add_parser("logs", help="show the logs of every process, interleaved")
-    logs.add_argument("-f", "--follow", action="store_true")
-    logs.add_argument("--process", choices=("supervisor", "portal", "server"))
-    logs.add_argument("-n", "--lines", type=int, default=50)
+    logs = command("logs", "show the logs of every process, interleaved by time")
+    logs.add_argument("-f", "--follow", action="store_true",
+                      help="keep printing new lines as they are written, until Ctrl-C")
+    logs.add_argument("-n", "--lines", type=int, default=50, metavar="N",
+                      help="show the last N lines first (default 50; 0: none)")
+    logs.add_argument("--process", choices=("supervisor", "portal", "server"),
+                      help="only this process's log (default: all three)")
     logs.set_defaults(func=cmd_logs)
-    sub.add_parser("reopen-logs", help="reopen the log files after an external rotation (as "
-                   "SIGUSR1 does)").set_defaults(func=cmd_reopen_logs)
-    sub.add_parser("dev", help="run in the foreground and reload on every saved change"
-                   ).set_defaults(func=cmd_dev)
+    command("reopen-logs", "reopen the log files after an external rotation (as SIGUSR1 does)"
+            ).set_defaults(func=cmd_reopen_logs)
+    command("dev", "run in the foreground and reload on every saved change"
+            ).set_defaults(func=cmd_dev)
     return parser
+
+
+def check_game_dir(game_dir: Path) -> None:
+    """A one-line usage error for a game directory that cannot be one."""
+    if not game_dir.exists():
+        raise CliError(f"game directory {game_dir} does not exist "
+                       f"(`{program()} init {game_dir}` creates one)", EXIT_USAGE)
+    if not game_dir.is_dir():
+        raise CliError(f"--game-dir {game_dir} is a file, not a game directory", EXIT_USAGE)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command != "init":
+            check_game_dir(args.game_dir)
         return int(args.func(args))
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)

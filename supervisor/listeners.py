@@ -24,6 +24,7 @@ import socket
 from collections.abc import Mapping
 
 from ipc.settings import PortalSettings
+from supervisor.ports import holder_of
 
 SD_LISTEN_FDS_START = 3
 # systemd's FileDescriptorName= may not contain "/", so telnet/ssl is named telnet-ssl there.
@@ -55,11 +56,17 @@ def bind(key: str, interface: str, port: int, backlog: int) -> socket.socket:
         sock.listen(backlog)
     except OSError as exc:
         sock.close()
-        why = "the port is in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        why = in_use(port) if exc.errno == errno.EADDRINUSE else exc.strerror
         raise ListenError(exc.errno, f"cannot listen for {key} on {interface}:{port}: "
                                      f"{why}") from None
     sock.setblocking(False)
     return sock
+
+
+def in_use(port: int) -> str:
+    """Why the port cannot be bound, naming the process that holds it when that is visible."""
+    holder = holder_of(port)
+    return f"the port is in use by {holder}" if holder else "the port is in use"
 
 
 def from_systemd(environ: Mapping[str, str], pid: int) -> dict[str, socket.socket]:

@@ -271,7 +271,9 @@ class Supervisor:
         if child.ready in done:
             return child.ready.result()
         if child.exited in done:
-            # let the output pump catch up with the last lines
+            failure = child.failure.strip()
+            if failure and "\n" not in failure:  # a reason in one line, not a traceback
+                raise StartError(f"{child.role} could not start: {failure}")
             raise StartError(f"{child.role} {child.pid} exited with code "
                              f"{child.exited.result()}:\n{child.describe_failure()}")
         await self.kill(child)
