@@ -65,6 +65,7 @@ SGA: Final = 3
 TTYPE: Final = 24
 EOR: Final = 25
 NAWS: Final = 31
+LINEMODE: Final = 34
 CHARSET: Final = 42
 MSDP: Final = 69
 MSSP: Final = 70
@@ -85,6 +86,9 @@ MSDP_TABLE_OPEN: Final = 3
 MSDP_TABLE_CLOSE: Final = 4
 MSDP_ARRAY_OPEN: Final = 5
 MSDP_ARRAY_CLOSE: Final = 6
+LINEMODE_MODE: Final = 1
+LINEMODE_EDIT: Final = 1  # the client edits the line and sends it whole
+LINEMODE_TRAPSIG: Final = 2  # and turns ^C etc. into telnet commands
 
 _CR: Final = 13
 _LF: Final = 10
@@ -93,13 +97,17 @@ _NUL: Final = 0
 # Options we agree to perform ourselves (peer says DO) and to let the peer perform
 # (peer says WILL). ECHO is agreed only while set_echo(True) wants it.
 _LOCAL_OK: Final = frozenset({SGA, EOR, CHARSET, MCCP2, MSSP, GMCP, MSDP})
-_REMOTE_OK: Final = frozenset({SGA, NAWS, TTYPE, CHARSET})
+_REMOTE_OK: Final = frozenset({SGA, NAWS, TTYPE, CHARSET, LINEMODE})
 _KNOWN: Final = _LOCAL_OK | _REMOTE_OK | {ECHO}
 _OFFER_LOCAL: Final = (SGA, EOR, CHARSET, MCCP2, MSSP, GMCP, MSDP)
-_OFFER_REMOTE: Final = (NAWS, TTYPE)
+# DO LINEMODE, as Evennia asks: a plain BSD/inetutils `telnet` that is told WILL SGA
+# without LINEMODE drops to character-at-a-time mode with local echo, so every Enter
+# shows as `^M` and the answer lands on the typed line. Agreeing to LINEMODE (MODE EDIT)
+# keeps it editing whole lines locally. MUD clients refuse it and see no difference.
+_OFFER_REMOTE: Final = (NAWS, TTYPE, LINEMODE)
 # Offers whose answer we do not wait for before settling: MSSP is for crawlers, and
-# TinTin++ (2.02) never answers WILL MSSP at all.
-_NOT_AWAITED: Final = frozenset({MSSP})
+# TinTin++ (2.02) never answers WILL MSSP at all; LINEMODE changes no protocol flag.
+_NOT_AWAITED: Final = frozenset({MSSP, LINEMODE})
 
 # Flags the game may set (a player's `encoding` choice) that change how we read and write.
 _GAME_FLAGS: Final = ("ENCODING", "NOGOAHEAD", "NOPROMPTGOAHEAD")
@@ -743,6 +751,8 @@ class TelnetProtocol:
             self._pending.add("ttype")
             self._ttype_names.clear()
             self._ask_ttype()
+        elif opt == LINEMODE:
+            self._send_sb(LINEMODE, bytes((LINEMODE_MODE, LINEMODE_EDIT | LINEMODE_TRAPSIG)))
 
     def _remote_disabled(self, opt: int) -> None:
         if opt == NAWS:
@@ -799,6 +809,8 @@ class TelnetProtocol:
             self._receive_gmcp(payload)
         elif opt == MSDP and self._on(MSDP, local=True):
             self._receive_msdp(payload)
+        elif opt == LINEMODE and self._on(LINEMODE, local=False):
+            pass  # MODE ACK, SLC, FORWARDMASK: the client edits lines; nothing for us to do
         else:
             self._error(f"subnegotiation for option {opt}, which is not enabled; ignored")
 
