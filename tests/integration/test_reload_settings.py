@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from benchmarks.client import GameRunner, MudClient, free_port
+from tests.integration.test_supervision import DevProcess
 
 
 async def screen_name(port: int) -> str:
@@ -39,3 +40,20 @@ def test_reload_names_the_settings_that_need_reboot(game_factory: type[GameRunne
     assert runner.port == second
     quiet = runner.cli("reload")
     assert quiet.returncode == 0 and "settings" not in quiet.stdout, quiet.stdout
+
+
+def test_dev_names_the_settings_that_need_reboot(game_factory: type[GameRunner]) -> None:
+    runner = game_factory()
+    process = DevProcess(runner.dir)
+    runner.pids.add(process.proc.pid)
+    try:
+        process.expect("dev: watching")
+        runner.remember_pids()
+        port = runner.port
+        runner.write_settings({"portal": {"telnet_port": free_port()}})
+        process.expect("dev: reloaded")
+        line = process.expect("need `reboot`")
+        assert "portal.telnet_port (0 -> " in line, line
+        assert runner.port == port
+    finally:
+        assert process.stop() == 0
