@@ -618,8 +618,8 @@ class Supervisor:
         await self.shutdown_children(REBOOTING)
         self.stopping = False
         try:  # a reboot applies changed ports: listeners follow the settings file
-            self.listeners.open(load_settings(self.game_dir).portal)
-        except (SettingsError, ListenError) as exc:
+            self.listeners.open(edited.portal)
+        except ListenError as exc:
             log.error("reboot keeps the old listeners: %s", exc)
         for slot in self.slots.values():
             slot.child = None
