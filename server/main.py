@@ -31,6 +31,7 @@ from ipc.frames import (
     GameFrame,
     Heartbeat,
     Hello,
+    Mode,
     PConn,
     PConnSync,
     PDisconn,
@@ -225,7 +226,7 @@ class ServerProcess(ChildProcess):
         if self.control is not None:
             self.control.send(Ready(info=info))
 
-    async def stop(self, mode: str) -> None:
+    async def stop(self, mode: Mode) -> None:
         if self.stopping:
             return
         self.stopping = True

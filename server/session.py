@@ -12,7 +12,11 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from ipc.frames import SessionData, sync_data_from
+from ipc.frames import SYNCED_FIELDS, SessionData, load_sync_data_into, sync_data_from
+
+# The fields the portal's copy sets wholesale; the two dicts are rebuilt as tracked ones.
+PLAIN_FIELDS = tuple(name for name in SYNCED_FIELDS
+                     if name not in ("protocol_flags", "server_data"))
 
 if TYPE_CHECKING:
     from server.sessions import ServerSessionHandler
@@ -107,17 +111,7 @@ class ServerSession:
 
     def load_sync_data(self, data: SessionData) -> None:
         """Take the portal's copy; `protocol_flags` is merged, as Evennia does."""
-        self.sessid = data.sessid
-        self.protocol_key = data.protocol_key
-        self.address = data.address
-        self.csessid = data.csessid
-        self.uid = data.uid
-        self.uname = data.uname
-        self.logged_in = data.logged_in
-        self.conn_time = data.conn_time
-        self.cmd_last = data.cmd_last
-        self.cmd_last_visible = data.cmd_last_visible
-        self.cmd_total = data.cmd_total
+        load_sync_data_into(self, data, PLAIN_FIELDS)
         dict.update(self.protocol_flags, data.protocol_flags)
         self.server_data = TrackedDict(data.server_data, self.mark_dirty)
 

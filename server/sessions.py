@@ -28,6 +28,7 @@ from ipc.frames import (
     SessionData,
     SLogin,
     SSync,
+    counts_as_command,
 )
 from server.api import Context, Game, Registry
 from server.session import ServerSession
@@ -205,7 +206,7 @@ class ServerSessionHandler:
         self.receive_input(queue)
 
     def _finish(self, session: ServerSession, item: InputItem) -> None:
-        if item.cmdname == "text" and item.args != ["idle"]:
+        if counts_as_command(item.cmdname, item.args):
             session.cmd_total += 1
             session.cmd_last = session.cmd_last_visible = time.time()
         self._ack(item.seq)

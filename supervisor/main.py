@@ -43,6 +43,7 @@ from ipc.frames import (
     HandoverResult,
     Heartbeat,
     Hello,
+    Mode,
     PortalRequest,
     Progress,
     Ready,
@@ -533,7 +534,7 @@ class Supervisor:
 
     async def run_command(self, name: str, report: Callable[[str], None]) -> Reply:
         if name in ("reload", "reset"):
-            return await self.reload(name, report)
+            return await self.reload("reload" if name == "reload" else "reset", report)
         if name == "reboot":
             return await self.reboot(report)
         if name in ("stop", "shutdown"):
@@ -552,7 +553,7 @@ class Supervisor:
             logfile.resize(sup.log_max_bytes, sup.log_backups)
         self.health.configure(sup.health)
 
-    async def reload(self, mode: str, report: Callable[[str], None]) -> Reply:
+    async def reload(self, mode: Mode, report: Callable[[str], None]) -> Reply:
         """Hand over to a fresh server; apply edited settings, naming what needs `reboot`."""
         sup = self.settings.supervisor
         portal = self.slots["portal"].child
