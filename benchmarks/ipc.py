@@ -104,15 +104,24 @@ def receive_bare(path: str, count: int) -> tuple[int, float]:
 
 
 async def send_conn(path: str, count: int, batch: int) -> None:
+    writable = asyncio.Event()
+    writable.set()
+
+    def flow(conn: FrameConnection, ok: bool) -> None:
+        if ok:
+            writable.set()
+        else:
+            writable.clear()
+
     conn = await connect_unix(path, GameFrame, lambda c, f: None, lambda c, r: None,
-                              name="bench-send")
+                              name="bench-send", on_writable=flow)
     frames = [sample_frame(i) for i in range(batch)]
     sent = 0
     while sent < count:
         for frame in frames[: min(batch, count - sent)]:
             conn.send(frame)
         sent += min(batch, count - sent)
-        await conn.drain()
+        await asyncio.wait_for(writable.wait(), 30)  # flow control: the reader keeps up
         await asyncio.sleep(0)  # end of the loop turn: the connection writes once
     conn.flush()
     await asyncio.sleep(0.05)

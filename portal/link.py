@@ -238,6 +238,7 @@ class ServerConn:
     conn: int
     pid: int
     stopped_mode: Mode | None = None  # what its ServerStopped said
+    writable: bool = True  # its socket takes more; input waits in `pending` while not
 
 
 class Link:
@@ -337,7 +338,8 @@ class Link:
     def pump(self) -> list[Effect]:
         """Send pending input to the attached server, within the in-flight window."""
         self._pump_wanted = False
-        if self.state is not LinkState.ATTACHED or self.server is None:
+        if self.state is not LinkState.ATTACHED or self.server is None \
+                or not self.server.writable:
             return []
         room = self.settings.inflight_window - len(self.inflight)
         batch: list[InputItem] = []
@@ -550,6 +552,16 @@ class Link:
             self._release(item.sessid)
         if self.pending:
             self._want_pump()
+
+    def server_writable(self, conn: int, writable: bool) -> list[Effect]:
+        """Flow control: the socket to server `conn` is full (False) or drained (True).
+        Input stops flowing into a full one (it is held, within the players' limits)."""
+        for server in (self.server, self.standby):
+            if server is not None and server.conn == conn:
+                server.writable = writable
+        if writable and self.pending and self.state is LinkState.ATTACHED:
+            self._want_pump()
+        return self._take()
 
     def server_closed(self, conn: int, reason: str) -> list[Effect]:
         """Server connection `conn` closed, for any reason."""

@@ -75,7 +75,7 @@ class PortalProcess(ChildProcess):
 
     def ipc_connection(self) -> FrameConnection:
         return FrameConnection(GameFrame, self.on_ipc_frame, self.on_ipc_closed,
-                               name="portal-ipc")
+                               name="portal-ipc", on_writable=self.handler.server_writable)
 
     def listening_socket(self, key: str, port: int) -> socket.socket | dict[str, Any]:
         """What `create_server` needs to listen for `key`: the socket the supervisor holds

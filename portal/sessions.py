@@ -79,34 +79,42 @@ class PortalSessionHandler:
     # ------------------------------------------------------------ carrying out effects
 
     def _apply(self, effects: Iterable[Effect]) -> None:
+        """Carry out the link's effects in order. The link's own state is already updated
+        (an ack is never lost here); one failing effect is logged, and the rest go on."""
         for effect in effects:
-            match effect:
-                case Send(conn=conn, frame=frame, urgent=urgent, flush=flush):
-                    self._write_frame(conn, frame, urgent, flush)
-                case Tell(sessid=sessid, text=text):
-                    self._session_call(sessid, "send_text", text)
-                case Pause(sessid=sessid):
-                    self._session_call(sessid, "pause_input")
-                case Resume(sessid=sessid):
-                    self._session_call(sessid, "resume_input")
-                case Deliver(frame=frame):
-                    self._deliver(frame)
-                case CommandDone(sessid=sessid, when=when):
-                    self._count(sessid, when)
-                case CloseSession(sessid=sessid, reason=reason):
-                    self._session_call(sessid, "disconnect", reason)
-                case PumpSoon():
-                    asyncio.get_running_loop().call_soon(self._pump)
-                case SetTimer(delay=delay):
-                    self._set_timer(delay)
-                case CloseConn(conn=conn, reason=reason, refuse=refuse, abort=abort):
-                    self._close_conn(conn, reason, refuse, abort)
-                case HandoverDone(ok=ok, message=message):
-                    self._on_handover(ok, message)
-                case Request(action=action, sessid=sessid):
-                    self._on_request(action, sessid)
-                case ServerGone():
-                    self._server_gone.set()
+            try:
+                self._carry_out(effect)
+            except Exception:
+                log.exception("portal: carrying out %r failed", effect)
+
+    def _carry_out(self, effect: Effect) -> None:
+        match effect:
+            case Send(conn=conn, frame=frame, urgent=urgent, flush=flush):
+                self._write_frame(conn, frame, urgent, flush)
+            case Tell(sessid=sessid, text=text):
+                self._session_call(sessid, "send_text", text)
+            case Pause(sessid=sessid):
+                self._session_call(sessid, "pause_input")
+            case Resume(sessid=sessid):
+                self._session_call(sessid, "resume_input")
+            case Deliver(frame=frame):
+                self._deliver(frame)
+            case CommandDone(sessid=sessid, when=when):
+                self._count(sessid, when)
+            case CloseSession(sessid=sessid, reason=reason):
+                self._session_call(sessid, "disconnect", reason)
+            case PumpSoon():
+                asyncio.get_running_loop().call_soon(self._pump)
+            case SetTimer(delay=delay):
+                self._set_timer(delay)
+            case CloseConn(conn=conn, reason=reason, refuse=refuse, abort=abort):
+                self._close_conn(conn, reason, refuse, abort)
+            case HandoverDone(ok=ok, message=message):
+                self._on_handover(ok, message)
+            case Request(action=action, sessid=sessid):
+                self._on_request(action, sessid)
+            case ServerGone():
+                self._server_gone.set()
 
     def _write_frame(self, conn_id: int, frame: Frame, urgent: bool, flush: bool) -> None:
         conn = self._conns.get(conn_id)
@@ -231,6 +239,13 @@ class PortalSessionHandler:
         conn.trusted = True
         log.info("%s server %d said hello", "standby" if hello.standby else "new", hello.pid)
         self._apply(self.link.server_hello(conn_id, hello.pid, hello.standby))
+
+    def server_writable(self, conn: FrameConnection, writable: bool) -> None:
+        """Flow control on a server's connection (its `on_writable`)."""
+        if "link_id" in conn.state:
+            log.info("server %s %s", conn.state.get("pid"),
+                     "reads again" if writable else "stopped reading; input waits")
+            self._apply(self.link.server_writable(conn.state["link_id"], writable))
 
     def server_frame(self, conn: FrameConnection, frame: Frame) -> None:
         self._apply(self.link.receive_frame(conn.state["link_id"], frame))

@@ -144,9 +144,11 @@ class ServerProcess(ChildProcess):
     async def dial_portal(self) -> None:
         """Open the game link and say hello (OSError when the portal does not answer)."""
         env = self.env
+        # A portal that stops reading stops us reading its input: no command runs whose
+        # output could not be written, so our memory stays bounded (ipc.connection).
         self.link = await connect_unix(
             str(env.portal_socket), GameFrame, self.on_frame, self.on_link_closed,
-            name="server-link",
+            name="server-link", pause_reading_when_full=True,
         )
         standby = env.standby and not self.attached_before
         self.link.send(Hello(role="server", pid=os.getpid(), secret=env.secret,

@@ -33,7 +33,7 @@ from typing import Any
 import psutil
 
 from ipc.child import ChildEnv
-from ipc.connection import FrameConnection, check_hello
+from ipc.connection import CloseCause, FrameConnection, check_hello
 from ipc.frames import (
     Announce,
     ChildStatus,
@@ -466,7 +466,7 @@ class Supervisor:
         child = self.children.get(conn.state.get("pid", 0))
         if child is None or conn.state.get("role") == "cli":
             return
-        if reason.startswith("no frame from peer"):
+        if conn.cause is CloseCause.SILENT:
             self.spawn_task(self.hang_detected(child))
 
     # ------------------------------------------------------------ commands

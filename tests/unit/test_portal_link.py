@@ -394,3 +394,14 @@ def test_stop_during_a_handover_fails_it_and_closes_the_standby() -> None:
 def test_stop_with_no_server_is_done_at_once() -> None:
     link, _ = make()
     assert of(link.stop("shutdown", 5.0), ServerGone)
+
+
+def test_input_waits_while_the_servers_socket_is_full() -> None:
+    link, _ = make()
+    link.connect(1)
+    attached(link)
+    link.server_writable(OLD, False)
+    link.data_in(1, "text", ["a"], {})
+    assert link.pump() == [] and [i.args for i in link.pending] == [["a"]]
+    assert of(link.server_writable(OLD, True), PumpSoon)
+    assert inputs(link.pump(), OLD) == ["a"]

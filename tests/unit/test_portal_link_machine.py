@@ -174,6 +174,12 @@ class LinkMachine(RuleBasedStateMachine):
             del self.servers[server.conn]
             self.apply(self.link.server_closed(server.conn, "killed"))
 
+    @rule(full=st.booleans())
+    def server_socket_fills_or_drains(self, full: bool) -> None:
+        server = self.attached_server()
+        if server is not None:
+            self.apply(self.link.server_writable(server.conn, not full))
+
     @rule()
     def standby_dies(self) -> None:
         standby = self.link.standby
