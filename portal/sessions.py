@@ -276,4 +276,5 @@ class PortalSessionHandler:
             **self.link.status(),
             "sessions": len(self.sessions),
             "logged_in": sum(1 for s in self.sessions.values() if s.logged_in),
+            "ipc_buffered": sum(conn.buffered() for conn in self._conns.values()),
         }
