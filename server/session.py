@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ipc.frames import SYNCED_FIELDS, SessionData, load_sync_data_into, sync_data_from
 
@@ -18,8 +18,22 @@ from ipc.frames import SYNCED_FIELDS, SessionData, load_sync_data_into, sync_dat
 PLAIN_FIELDS = tuple(name for name in SYNCED_FIELDS
                      if name not in ("protocol_flags", "server_data"))
 
-if TYPE_CHECKING:
-    from server.sessions import ServerSessionHandler
+
+
+class SessionHandler(Protocol):
+    """What a session calls on its handler (`server.sessions.ServerSessionHandler`); named
+    here so that this module does not import the handler that imports it."""
+
+    def disconnect(self, session: ServerSession, reason: str) -> None: ...
+
+    def data_out(self, session: ServerSession, **kwargs: Any) -> None: ...
+
+    def run_input(self, session: ServerSession, cmdname: str, args: list[Any],
+                  kwargs: dict[str, Any]) -> None: ...
+
+    def notify_login(self, session: ServerSession) -> None: ...
+
+    def note_dirty(self, session: ServerSession) -> None: ...
 
 
 class TrackedDict(dict[str, Any]):
@@ -80,19 +94,11 @@ class ServerSession:
         self.cmd_total = 0
         self.protocol_flags: TrackedDict = TrackedDict({}, self.mark_dirty)
         self.server_data: TrackedDict = TrackedDict({}, self.mark_dirty)
-        self.sessionhandler: ServerSessionHandler | None = None
+        self.sessionhandler: SessionHandler | None = None
         self.ndb: dict[str, Any] = {}  # in-memory only; gone after a reload
         self.dirty = False
 
     # ------------------------------------------------------------ Evennia's session API
-
-    def init_session(
-        self, protocol_key: str, address: str, sessionhandler: ServerSessionHandler
-    ) -> None:
-        self.protocol_key = protocol_key
-        self.address = address
-        self.sessionhandler = sessionhandler
-        self.conn_time = time.time()
 
     def get_sync_data(self) -> SessionData:
         data = sync_data_from(self)
@@ -116,7 +122,8 @@ class ServerSession:
         self.server_data = TrackedDict(data.server_data, self.mark_dirty)
 
     def at_sync(self) -> None:
-        """Called after a sync; the game's `at_session_sync` hook runs from the handler."""
+        """Called after the portal's copy was loaded (at every attach); a place for
+        subclasses to rebuild what they derive from synced data."""
 
     def disconnect(self, reason: str = "") -> None:
         if self.sessionhandler is not None:
