@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ipc.connection import FrameConnection
-from ipc.frames import DataOut, Frame, Hello, Mode, SessionData, SLogin, SSync
+from ipc.frames import DataOut, Frame, Hello, Mode, PSync, SessionData, SLogin, SSync
 from ipc.settings import PortalSettings
 from portal.link import (
     CloseConn,
@@ -118,6 +118,11 @@ class PortalSessionHandler:
 
     def _write_frame(self, conn_id: int, frame: Frame, urgent: bool, flush: bool) -> None:
         conn = self._conns.get(conn_id)
+        if isinstance(frame, PSync) and conn is not None and not conn.state.get("psync"):
+            conn.state["psync"] = True  # the first of its PSync frames: log the attach once
+            synced = sum(1 for peer in self.link.peers.values() if peer.announced)
+            log.info("attaching server %s in mode %s (%d sessions)", conn.state.get("pid"),
+                     frame.mode, synced)
         if conn is not None:
             conn.send(frame, urgent=urgent)
             if flush:  # we already run at the end of the turn: don't wait for another
