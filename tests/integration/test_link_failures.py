@@ -41,6 +41,13 @@ async def boom(ctx: Context) -> None:
     raise RuntimeError("boom, as asked")
 
 
+@command("slow", logged_in=None, help="slow TAG - an async command that takes 3 s")
+async def slow(ctx: Context) -> None:
+    ctx.session.msg(f"slow started {ctx.args}")
+    await asyncio.sleep(3)
+    ctx.session.msg(f"slow done {ctx.args}")
+
+
 @command("deaf", logged_in=None, help="deaf SECONDS - stop reading the portal for a while")
 def deaf(ctx: Context) -> None:
     links = [o for o in gc.get_objects()
@@ -247,3 +254,30 @@ def test_a_server_that_stops_reading_keeps_the_portal_bounded_and_then_serves_ev
 
     asyncio.run(scenario())
 
+
+
+def test_a_reload_while_a_command_runs_replays_it_into_the_new_server_once(
+        game_factory: type[GameRunner]) -> None:
+    """The old server stops after `stop_grace` with the command unfinished: its input was
+    never acknowledged, so the new server runs it, and the player gets one answer."""
+    game = start_game(game_factory, server={"stop_grace": 0.5})
+    old = game.pid_of("server")
+
+    async def scenario() -> None:
+        client = MudClient("gus")
+        await client.connect(game.port)
+        await client.login("gus")
+        client.send("slow one\r\nping after")
+        await client.expect("^slow started one$", 30)
+        result = await asyncio.to_thread(game.cli, "reload")
+        assert result.returncode == 0, result.stdout + result.stderr
+        await client.expect("^pong after$", 30)
+        assert answers(client, "slow done") == ["slow done one"]
+        assert len(answers(client, "slow started")) == 2  # ran in the old, then the new one
+        assert client.lines.index("slow done one") < client.lines.index("pong after")
+        client.close()
+
+    asyncio.run(scenario())
+    assert game.pid_of("server") != old
+    log = (game.dir / ".hearth" / "logs" / "server.log").read_text()
+    assert "commands still running after 0.5s; stopping anyway" in log
