@@ -26,7 +26,7 @@ from benchmarks.baseline import RawChain
 from benchmarks.client import GameRunner, acli, open_clients, raise_fd_limit, rss_of
 from benchmarks.report import Checks, add_targets_option, table, temp_dir, write_json
 
-ATTACH = re.compile(r"^(\S+ \S+) .*attaching server (\d+) in mode (\w+) \((\d+) sessions\)")
+ATTACH = re.compile(r"^(\S+ \S+) .*attaching server (\d+) in mode (\w+) \((\d+) sessions")
 DONE = re.compile(r"^(\S+ \S+) .*hand-over done: server (\d+) attached")
 
 

@@ -116,18 +116,34 @@ class PDisconn(Frame, frozen=True):
     reason: str = ""
 
 
+class CommandCount(msgspec.Struct, array_like=True):
+    """A session's command counters, which change with every answered command."""
+
+    sessid: int
+    cmd_total: int
+    cmd_last: float
+    cmd_last_visible: float
+
+
 class PSync(Frame, frozen=True):
     """The portal's answer to a server's hello: every session, and why the server starts.
 
     `mode` is "start" (cold boot), "reload", "reset" or "crash" (the previous server died).
     Thousands of sessions do not fit one frame: they come in several PSync frames, all but
     the last with `more=True`; the server attaches when the last one arrives.
+
+    A standby gets its sessions ahead, while the old server still serves (`presync=True`:
+    it only builds them). Its attach then carries only what changed since: `sessions` that
+    changed or are new, `gone` for those that closed, and every session's `counters`.
     """
 
     mode: Mode
     run_id: str
     sessions: list[SessionData]
     more: bool = False
+    presync: bool = False
+    gone: list[int] = msgspec.field(default_factory=list)
+    counters: list[CommandCount] = msgspec.field(default_factory=list)
 
 
 class InputItem(msgspec.Struct, array_like=True):

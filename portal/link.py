@@ -30,13 +30,14 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from ipc.frames import (
     Ack,
     AdminRequest,
+    CommandCount,
     DataIn,
     DataOut,
     Frame,
@@ -239,6 +240,8 @@ class ServerConn:
     pid: int
     stopped_mode: Mode | None = None  # what its ServerStopped said
     writable: bool = True  # its socket takes more; input waits in `pending` while not
+    presynced: set[int] = field(default_factory=set)  # sent ahead and unchanged since
+    sent_ahead: set[int] = field(default_factory=set)  # every session sent ahead
 
 
 class Link:
@@ -246,7 +249,8 @@ class Link:
 
     def __init__(self, settings: PortalSettings, run_id: str,
                  snapshot: Callable[[int], SessionData],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 counts: Callable[[int], CommandCount] | None = None) -> None:
         self.settings = settings
         self.run_id = run_id
         self.state = LinkState.NONE
@@ -259,6 +263,7 @@ class Link:
         self.next_mode: Mode = "start"
         self.deadline: float | None = None
         self._snapshot = snapshot
+        self._counts = counts or self._counts_from_snapshot
         self._clock = clock
         self._next_seq = 1
         self._pump_wanted = False
@@ -282,6 +287,15 @@ class Link:
             raise LocalProtocolError(f"link event {event} in state {old}") from None
         return old
 
+    def _counts_from_snapshot(self, sessid: int) -> CommandCount:
+        data = self._snapshot(sessid)
+        return CommandCount(sessid, data.cmd_total, data.cmd_last, data.cmd_last_visible)
+
+    def _changed(self, sessid: int) -> None:
+        """A session's synced data changed: a standby's copy of it is stale now."""
+        if self.standby is not None:
+            self.standby.presynced.discard(sessid)
+
     def _set_deadline(self, delay: float | None) -> None:
         self.deadline = None if delay is None else self._clock() + delay
         self._emit(SetTimer(delay))
@@ -302,16 +316,18 @@ class Link:
         peer = self.peers.pop(sessid, None)
         if peer is None:
             return []
+        self._changed(sessid)
         if peer.held:
             self.held_total -= peer.held
             self.pending = deque(i for i in self.pending if i.sessid != sessid)
-        if peer.announced and self.state is LinkState.ATTACHED:
+        if peer.announced and self.server is not None:  # attaching too: it was in the PSync
             self._send(PDisconn(sessid=sessid, reason=reason))
         return self._take()
 
     def flags_changed(self, sessid: int, flags: dict[str, Any]) -> list[Effect]:
         peer = self.peers.get(sessid)
-        if peer is not None and peer.announced and self.state is LinkState.ATTACHED:
+        self._changed(sessid)
+        if peer is not None and peer.announced and self.server is not None:
             self._send(PConnSync(sessid=sessid, protocol_flags=flags))
         return self._take()
 
@@ -412,6 +428,7 @@ class Link:
                 self._emit(CloseConn(self.standby.conn, "replaced by a newer standby"))
             self.standby = ServerConn(conn, pid)
             self._emit(Send(conn, Welcome(run_id=self.run_id)))
+            self._presync(self.standby)
         elif self.state is not LinkState.NONE:
             self._emit(CloseConn(conn, f"a server is already attached (link is {self.state})",
                                  refuse=True))
@@ -421,14 +438,32 @@ class Link:
             self._attach(ServerConn(conn, pid), self.next_mode)
         return self._take()
 
+    def _presync(self, standby: ServerConn) -> None:
+        """Send a standby every session now, while the old server still serves, so that
+        the hand-over itself carries only what changed since (see `_attach`)."""
+        sessids = [sessid for sessid, peer in self.peers.items() if peer.announced]
+        for start in range(0, len(sessids), PSYNC_CHUNK):
+            chunk = sessids[start : start + PSYNC_CHUNK]
+            self._emit(Send(standby.conn, PSync(
+                mode=self.next_mode, run_id=self.run_id, presync=True,
+                sessions=[self._snapshot(sessid) for sessid in chunk])))
+        standby.presynced = set(sessids)
+        standby.sent_ahead = set(sessids)
+
     def _attach(self, server: ServerConn, mode: Mode) -> None:
+        """Sync `server`: every announced session, or for a presynced standby only those
+        that changed since, the ones gone, and everyone's command counters."""
         self.server = server
         sessids = [sessid for sessid, peer in self.peers.items() if peer.announced]
-        for start in range(0, max(len(sessids), 1), PSYNC_CHUNK):
-            chunk = sessids[start : start + PSYNC_CHUNK]
-            more = start + PSYNC_CHUNK < len(sessids)
-            self._send(PSync(mode=mode, run_id=self.run_id, more=more,
-                             sessions=[self._snapshot(sessid) for sessid in chunk]))
+        fresh = [sessid for sessid in sessids if sessid not in server.presynced]
+        gone = sorted(server.sent_ahead.difference(sessids))
+        counters = [self._counts(sessid) for sessid in sessids] if server.sent_ahead else []
+        for start in range(0, max(len(fresh), 1), PSYNC_CHUNK):
+            chunk = fresh[start : start + PSYNC_CHUNK]
+            last = start + PSYNC_CHUNK >= len(fresh)
+            self._send(PSync(mode=mode, run_id=self.run_id, more=not last,
+                             sessions=[self._snapshot(sessid) for sessid in chunk],
+                             gone=gone if last else [], counters=counters if last else []))
 
     def _attached(self) -> None:
         was = self._step(LinkEvent.SYNC_DONE)
@@ -526,7 +561,14 @@ class Link:
                     self._server_closed_session(sessid, reason)
             case AdminRequest(action=action, sessid=sessid):
                 self._emit(Request(action, sessid))
-            case DataOut() | SSync() | SLogin():
+            case SSync(sessions=changed):
+                for data in changed:
+                    self._changed(data.sessid)
+                self._emit(Deliver(frame))
+            case SLogin(sessid=sessid):
+                self._changed(sessid)
+                self._emit(Deliver(frame))
+            case DataOut():
                 self._emit(Deliver(frame))
             case Heartbeat():
                 pass
@@ -539,6 +581,7 @@ class Link:
         peer = self.peers.get(sessid)
         if peer is not None:
             peer.announced = False  # the server has already forgotten it
+            self._changed(sessid)
             self._emit(CloseSession(sessid, reason))
 
     def _acked(self, seqs: list[int]) -> None:

@@ -15,7 +15,17 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ipc.connection import FrameConnection
-from ipc.frames import DataOut, Frame, Hello, Mode, PSync, SessionData, SLogin, SSync
+from ipc.frames import (
+    CommandCount,
+    DataOut,
+    Frame,
+    Hello,
+    Mode,
+    PSync,
+    SessionData,
+    SLogin,
+    SSync,
+)
 from ipc.settings import PortalSettings
 from portal.link import (
     CloseConn,
@@ -54,7 +64,7 @@ class PortalSessionHandler:
         self.secret = secret
         self.run_id = uuid.uuid4().hex
         self.sessions: dict[int, PortalSession] = {}
-        self.link = Link(settings, self.run_id, self._snapshot)
+        self.link = Link(settings, self.run_id, self._snapshot, counts=self._counts)
         self._conns: dict[int, FrameConnection] = {}
         self._next_conn = 1
         self._next_sessid = 1
@@ -75,6 +85,10 @@ class PortalSessionHandler:
 
     def _snapshot(self, sessid: int) -> SessionData:
         return self.sessions[sessid].get_sync_data()
+
+    def _counts(self, sessid: int) -> CommandCount:
+        s = self.sessions[sessid]
+        return CommandCount(sessid, s.cmd_total, s.cmd_last, s.cmd_last_visible)
 
     # ------------------------------------------------------------ carrying out effects
 
@@ -118,11 +132,12 @@ class PortalSessionHandler:
 
     def _write_frame(self, conn_id: int, frame: Frame, urgent: bool, flush: bool) -> None:
         conn = self._conns.get(conn_id)
-        if isinstance(frame, PSync) and conn is not None and not conn.state.get("psync"):
+        if isinstance(frame, PSync) and conn is not None and not frame.presync \
+                and not conn.state.get("psync"):
             conn.state["psync"] = True  # the first of its PSync frames: log the attach once
             synced = sum(1 for peer in self.link.peers.values() if peer.announced)
-            log.info("attaching server %s in mode %s (%d sessions)", conn.state.get("pid"),
-                     frame.mode, synced)
+            log.info("attaching server %s in mode %s (%d sessions, %d sent)",
+                     conn.state.get("pid"), frame.mode, synced, len(frame.sessions))
         if conn is not None:
             conn.send(frame, urgent=urgent)
             if flush:  # we already run at the end of the turn: don't wait for another

@@ -213,8 +213,8 @@ class ServerProcess(ChildProcess):
 
     def attach(self, frame: PSync) -> None:
         sessions = self.handler.sync(frame)
-        if frame.more:
-            return  # more sessions follow in the next PSync
+        if frame.more or frame.presync:
+            return  # more sessions follow, or these came ahead of a hand-over
         log.info("attached to portal run %s in mode %s with %d sessions",
                  frame.run_id, frame.mode, len(sessions))
         hook = START_HOOKS.get(frame.mode)
@@ -241,7 +241,7 @@ class ServerProcess(ChildProcess):
             if hook:
                 handler.run_hooks(hook)
         handler.flush()
-        handler.push_sessions(handler.sessions.values())
+        handler.push_unsynced()  # what changed unseen (a nested server_data change, ...)
         self._send(ServerStopped(mode=mode))
         if self.link is not None:
             self.link.close("server stopped")

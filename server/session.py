@@ -12,7 +12,11 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+import msgspec
+
 from ipc.frames import SYNCED_FIELDS, SessionData, load_sync_data_into, sync_data_from
+
+_ENCODER = msgspec.msgpack.Encoder()
 
 # The fields the portal's copy sets wholesale; the two dicts are rebuilt as tracked ones.
 PLAIN_FIELDS = tuple(name for name in SYNCED_FIELDS
@@ -97,6 +101,7 @@ class ServerSession:
         self.sessionhandler: SessionHandler | None = None
         self.ndb: dict[str, Any] = {}  # in-memory only; gone after a reload
         self.dirty = False
+        self._synced = b""  # what the portal has of this session, encoded (`is_synced`)
 
     # ------------------------------------------------------------ Evennia's session API
 
@@ -120,6 +125,23 @@ class ServerSession:
         load_sync_data_into(self, data, PLAIN_FIELDS)
         dict.update(self.protocol_flags, data.protocol_flags)
         self.server_data = TrackedDict(data.server_data, self.mark_dirty)
+        self.note_synced()
+
+    def _sync_state(self) -> bytes:
+        # the fields the game changes; flags changed by the game are tracked (TrackedDict)
+        try:
+            return _ENCODER.encode((self.uid, self.uname, self.logged_in, self.conn_time,
+                                    self.server_data))
+        except (TypeError, msgspec.EncodeError):
+            return b"?"  # not encodable: the push will say why
+
+    def note_synced(self) -> None:
+        """The portal has this session's data as it is now."""
+        self._synced = self._sync_state()
+
+    def is_synced(self) -> bool:
+        """Whether the portal's copy is this session's data (deep: nested changes count)."""
+        return not self.dirty and self._synced == self._sync_state()
 
     def at_sync(self) -> None:
         """Called after the portal's copy was loaded (at every attach); a place for

@@ -85,6 +85,13 @@ class ServerSessionHandler:
             session.load_sync_data(data)
             session.dirty = False
             session.at_sync()
+        for sessid in frame.gone:  # closed after they were sent ahead (their hooks ran)
+            self.sessions.pop(sessid, None)
+        for count in frame.counters:
+            known = self.sessions.get(count.sessid)
+            if known is not None:
+                known.cmd_total, known.cmd_last = count.cmd_total, count.cmd_last
+                known.cmd_last_visible = count.cmd_last_visible
         return list(self.sessions.values())
 
     def connect(self, data: SessionData) -> ServerSession:
@@ -150,8 +157,14 @@ class ServerSessionHandler:
         for session in sessions:
             session.dirty = False
             data.append(session.get_changed_data())
+            session.note_synced()
         if data:
             self._send(SSync(sessions=data))
+
+    def push_unsynced(self) -> None:
+        """Push every session whose data differs from what the portal last saw, however
+        it changed (a list inside `server_data` appended to marks nothing dirty)."""
+        self.push_sessions([s for s in self.sessions.values() if not s.is_synced()])
 
     def notify_login(self, session: ServerSession) -> None:
         assert session.uid is not None and session.uname is not None

@@ -48,6 +48,12 @@ async def slow(ctx: Context) -> None:
     ctx.session.msg(f"slow done {ctx.args}")
 
 
+@command("jot", logged_in=None, help="jot TEXT - append to a list inside server_data")
+def jot(ctx: Context) -> None:
+    ctx.session.server_data.setdefault("jots", []).append(ctx.args)  # nested: untracked
+    ctx.session.msg(f"jots {ctx.session.server_data['jots']}")
+
+
 @command("deaf", logged_in=None, help="deaf SECONDS - stop reading the portal for a while")
 def deaf(ctx: Context) -> None:
     links = [o for o in gc.get_objects()
@@ -281,3 +287,25 @@ def test_a_reload_while_a_command_runs_replays_it_into_the_new_server_once(
     assert game.pid_of("server") != old
     log = (game.dir / ".hearth" / "logs" / "server.log").read_text()
     assert "commands still running after 0.5s; stopping anyway" in log
+
+
+def test_a_nested_server_data_change_survives_a_reload(game_factory: type[GameRunner]) -> None:
+    """The hand-over carries only what changed since the standby was synced ahead; a change
+    inside `server_data` marks nothing dirty, and must still reach the new server."""
+    game = start_game(game_factory)
+
+    async def scenario() -> None:
+        client = MudClient("hal")
+        await client.connect(game.port)
+        await client.login("hal")
+        client.send("jot one")
+        await client.expect(r"^jots \['one'\]$", 30)
+        client.send("jot two")  # the list exists: this change marks nothing dirty
+        await client.expect(r"^jots \['one', 'two'\]$", 30)
+        result = await asyncio.to_thread(game.cli, "reload")
+        assert result.returncode == 0, result.stdout + result.stderr
+        client.send("jot three")
+        await client.expect(r"^jots \['one', 'two', 'three'\]$", 30)
+        client.close()
+
+    asyncio.run(scenario())

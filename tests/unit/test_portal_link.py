@@ -18,6 +18,7 @@ from ipc.frames import (
     SDisconn,
     ServerStopped,
     SessionData,
+    SSync,
     StopServer,
     SyncDone,
     Welcome,
@@ -259,7 +260,8 @@ def test_a_handover_stops_the_old_server_silently_and_attaches_the_standby() -> 
     link.receive_frame(OLD, ServerStopped(mode="reload"))
     effects = link.server_closed(OLD, "stopped")
     psync = [f for f in frames(effects, NEW) if isinstance(f, PSync)]
-    assert psync[0].mode == "reload" and [s.sessid for s in psync[0].sessions] == [1]
+    assert psync[0].mode == "reload" and psync[0].sessions == []  # sent ahead, unchanged
+    assert [c.sessid for c in psync[0].counters] == [1]
     effects = link.receive_frame(NEW, SyncDone())
     assert of(effects, HandoverDone) == [HandoverDone(True, f"server {NEW_PID} attached")]
     assert of(effects, SetTimer) == [SetTimer(None)]
@@ -405,3 +407,46 @@ def test_input_waits_while_the_servers_socket_is_full() -> None:
     assert link.pump() == [] and [i.args for i in link.pending] == [["a"]]
     assert of(link.server_writable(OLD, True), PumpSoon)
     assert inputs(link.pump(), OLD) == ["a"]
+
+
+def test_a_standby_gets_the_sessions_ahead_and_the_switch_only_what_changed() -> None:
+    link, _ = make()
+    attached(link)
+    for sessid in (1, 2, 3):
+        link.connect(sessid)
+    ahead = frames(link.server_hello(NEW, NEW_PID, True), NEW)
+    assert isinstance(ahead[0], Welcome) and isinstance(ahead[1], PSync)
+    assert ahead[1].presync and [s.sessid for s in ahead[1].sessions] == [1, 2, 3]
+    link.flags_changed(1, {"SCREENWIDTH": 100})
+    link.disconnect(2, "quit")
+    link.connect(4)
+    link.receive_frame(OLD, SSync(sessions=[snapshot(3)]))
+    link.handover("reload", NEW_PID)
+    link.receive_frame(OLD, ServerStopped(mode="reload"))
+    switch = [f for f in frames(link.server_closed(OLD, "stopped"), NEW) if isinstance(f, PSync)]
+    assert len(switch) == 1 and not switch[0].presync and not switch[0].more
+    assert [s.sessid for s in switch[0].sessions] == [1, 3, 4]
+    assert switch[0].gone == [2]
+    assert [c.sessid for c in switch[0].counters] == [1, 3, 4]
+
+
+def test_a_server_that_was_not_sent_anything_ahead_gets_everything() -> None:
+    link, _ = make()
+    attached(link)
+    link.connect(1)
+    link.server_closed(OLD, "killed")
+    psync = [f for f in frames(link.server_hello(NEW, NEW_PID, False), NEW)
+             if isinstance(f, PSync)]
+    assert [s.sessid for s in psync[0].sessions] == [1]
+    assert psync[0].gone == [] and psync[0].counters == []
+
+
+def test_a_player_who_leaves_while_a_server_attaches_is_forgotten_by_it_too() -> None:
+    """Found by the state machine: the PSync named the player, so the attaching server
+    must hear the PDisconn, or it keeps a session nobody holds."""
+    link, _ = make()
+    attached(link)
+    link.connect(1)
+    link.server_closed(OLD, "killed")
+    link.server_hello(NEW, NEW_PID, False)
+    assert frames(link.disconnect(1, "quit"), NEW) == [PDisconn(sessid=1, reason="quit")]

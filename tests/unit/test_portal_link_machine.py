@@ -16,7 +16,17 @@ from hypothesis.stateful import (
     rule,
 )
 
-from ipc.frames import Ack, DataIn, InputItem, ServerStopped, SessionData, SyncDone
+from ipc.frames import (
+    Ack,
+    DataIn,
+    InputItem,
+    PConn,
+    PDisconn,
+    PSync,
+    ServerStopped,
+    SessionData,
+    SyncDone,
+)
 from ipc.settings import PortalSettings
 from portal.link import (
     CloseConn,
@@ -43,6 +53,7 @@ class FakeServer:
     def __init__(self, conn: int, pid: int) -> None:
         self.conn, self.pid = conn, pid
         self.received: dict[int, deque[InputItem]] = {}
+        self.known: set[int] = set()  # the sessions it has been told of
 
     def take(self, items: list[InputItem]) -> None:
         for item in items:
@@ -78,6 +89,17 @@ class LinkMachine(RuleBasedStateMachine):
                 case Send(conn=conn, frame=DataIn(items=items)):
                     if conn in self.servers:
                         self.servers[conn].take(items)
+                case Send(conn=conn, frame=PSync(sessions=sessions, gone=gone)):
+                    if conn in self.servers:
+                        known = self.servers[conn].known
+                        known.update(data.sessid for data in sessions)
+                        known.difference_update(gone)
+                case Send(conn=conn, frame=PConn(session=data)):
+                    if conn in self.servers:
+                        self.servers[conn].known.add(data.sessid)
+                case Send(conn=conn, frame=PDisconn(sessid=sessid)):
+                    if conn in self.servers:
+                        self.servers[conn].known.discard(sessid)
                 case CloseConn(conn=conn):
                     if self.servers.pop(conn, None) is not None:  # on_close follows close
                         queue.extend(self.link.server_closed(conn, effect.reason))
@@ -213,6 +235,13 @@ class LinkMachine(RuleBasedStateMachine):
     def answers_are_a_prefix_of_the_input_in_order(self) -> None:
         for sessid, answered in self.answered.items():
             assert answered == self.typed[sessid][: len(answered)], (sessid, answered)
+
+    @invariant()
+    def an_attached_server_knows_exactly_the_sessions(self) -> None:
+        server = self.attached_server()
+        if server is not None and self.link.state is LinkState.ATTACHED:
+            announced = {s for s, peer in self.link.peers.items() if peer.announced}
+            assert server.known == announced == self.sessions
 
     @invariant()
     def held_input_is_counted_right(self) -> None:
