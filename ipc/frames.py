@@ -23,6 +23,9 @@ PROTOCOL_VERSION = 1
 Mode = Literal["start", "reload", "reset", "crash", "shutdown"]
 # What the supervisor saw of a server that ended (ServerLost).
 LossReason = Literal["crash", "hang", "fatal"]
+# Who is at the other end of a connection; a child process is a "portal" or a "server".
+Role = Literal["server", "portal", "cli"]
+ChildRole = Literal["server", "portal"]
 
 
 class Frame(msgspec.Struct, frozen=True, kw_only=True, tag=True):

@@ -37,6 +37,7 @@ from ipc.child import ChildEnv
 from ipc.connection import FrameConnection
 from ipc.frames import (
     Announce,
+    ChildRole,
     Command,
     Handover,
     Mode,
@@ -220,7 +221,8 @@ class Supervisor:
 
     # ------------------------------------------------------------ children
 
-    async def spawn(self, role: str, *, mode: str = "start", standby: bool = False) -> Child:
+    async def spawn(self, role: ChildRole, *, mode: Mode = "start",
+                    standby: bool = False) -> Child:
         env = ChildEnv(
             game_dir=self.game_dir, secret=self.secret,
             control_socket=self.paths.control_socket, portal_socket=self.paths.portal_socket,
