@@ -440,3 +440,28 @@ def test_allow_both_connections_play(game_factory: type[GameRunner]) -> None:
         second.close()
 
     asyncio.run(scenario())
+
+
+def test_a_reload_between_prompt_and_password_keeps_the_password_unseen(
+        game: GameRunner) -> None:
+    """The question survives the reload (server_data): the line after it is still taken as
+    the password, not run as a command that would show it back."""
+    raw = RawTelnet(game.port)
+    try:
+        raw.read_until(b"connect <username> <password>")
+        raw.send("create erin hunter22")
+        raw.read_until(b"Hearth Hall")
+    finally:
+        raw.close()
+    raw = RawTelnet(game.port)
+    try:
+        raw.read_until(b"connect <username> <password>")
+        raw.send("connect erin")
+        raw.read_until(b"Password:")
+        result = game.cli("reload")
+        assert result.returncode == 0, result.stderr
+        raw.send("hunter22")
+        raw.read_until(b"Hearth Hall")
+        assert b"not available" not in raw.received and b"hunter22" not in raw.received
+    finally:
+        raw.close()
