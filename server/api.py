@@ -43,10 +43,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from server.accounts import Account, AccountError
+from server.logins import LoginRefused, Logins
 
 if TYPE_CHECKING:
     from server.accounts import AccountStore
-    from server.logins import Logins
     from server.session import ServerSession
     from server.store import KeyValueStore
 
@@ -58,6 +58,8 @@ __all__ = [
     "CommandFunc",
     "Context",
     "Game",
+    "LoginRefused",
+    "Logins",
     "Registry",
     "command",
     "hook",
