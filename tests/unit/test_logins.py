@@ -7,6 +7,8 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ipc.settings import LoginSettings, ServerSettings
 from server.accounts import AccountError, AccountStore, ScryptCost
@@ -242,3 +244,38 @@ def test_a_cancelled_login_leaves_the_queue_and_its_slot(tmp_path: Path) -> None
         store.close()
 
     asyncio.run(scenario())
+
+
+# ---------------------------------------------------------------- properties
+
+
+@given(st.lists(st.tuples(st.sampled_from("abcd"), st.floats(0, 5)), max_size=300))
+def test_a_key_never_gets_more_checks_than_the_lockouts_allow(
+        attempts: list[tuple[str, float]]) -> None:
+    """Whatever the pace, a key that fails every check gets at most `lockout_after`
+    checks, then one per `lockout` (no quiet gap here is long enough to be forgotten)."""
+    throttle = Throttle(SMALL, SMALL.lockout_after, Why.ADDRESS_DELAY, Why.ADDRESS_LOCKOUT)
+    now, checked = 0.0, {key: 0 for key in "abcd"}
+    for key, wait in attempts:
+        now += wait
+        if throttle.blocked(key, now) is None:
+            checked[key] += 1
+            throttle.fail(key, now)
+    for count in checked.values():
+        assert count <= SMALL.lockout_after + now / SMALL.lockout + 1
+
+
+@given(st.lists(st.sampled_from("abcde"), max_size=200))
+def test_fair_queue_serves_the_nth_item_of_every_key_before_any_n_plus_first(
+        keys: list[str]) -> None:
+    queue: FairQueue[tuple[str, int]] = FairQueue()
+    counts: dict[str, int] = {}
+    for key in keys:
+        queue.push(key, (key, counts.get(key, 0)))
+        counts[key] = counts.get(key, 0) + 1
+    order = [queue.pop() for _ in keys]
+    assert queue.pop() is None
+    ranks = [item[1] for item in order if item is not None]
+    assert ranks == sorted(ranks)  # round n of every key before round n + 1 of any
+    for key in counts:
+        assert [n for k, n in order if k == key] == list(range(counts[key]))  # type: ignore[misc]
