@@ -93,17 +93,17 @@ class LoginSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     def __post_init__(self) -> None:
         for key in ("free_failures", "creations_per_address"):
             if getattr(self, key) < 0:
-                raise ValueError(f"`logins.{key}` must not be negative")
+                raise ValueError(f"`{key}` must not be negative")
         for key in ("lockout_after", "account_lockout_after"):
             if getattr(self, key) <= self.free_failures:
-                raise ValueError(f"`logins.{key}` must be more than `free_failures` "
+                raise ValueError(f"`{key}` must be more than `free_failures` "
                                  f"({self.free_failures})")
         for key in ("delay", "delay_max", "lockout", "forget_after", "creation_window"):
             if getattr(self, key) < 0:
-                raise ValueError(f"`logins.{key}` must not be negative")
+                raise ValueError(f"`{key}` must not be negative")
         for key in ("queue_per_address", "queue_total"):
             if getattr(self, key) < 1:
-                raise ValueError(f"`logins.{key}` must be at least 1")
+                raise ValueError(f"`{key}` must be at least 1")
 
 
 Multisession = Literal["takeover", "allow", "refuse"]
