@@ -36,13 +36,14 @@ HASH_NICE = 10  # how much lower than the game the hashing threads run
 
 WRONG_LOGIN = "Wrong name or password."
 # Why an account operation failed; `str(error)` is the message for the player.
-AccountProblem = Literal["bad_name", "short_password", "taken", "wrong", "in_use", "refused"]
+AccountProblem = Literal["bad_name", "short_password", "taken", "wrong", "in_use", "refused",
+                         "other"]
 
 
 class AccountError(ValueError):
     """A message for the player (`str(error)`), with a cause to match on (`problem`)."""
 
-    def __init__(self, message: str, problem: AccountProblem) -> None:
+    def __init__(self, message: str, problem: AccountProblem = "other") -> None:
         super().__init__(message)
         self.problem: AccountProblem = problem
 
