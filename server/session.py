@@ -39,6 +39,7 @@ class SessionHandler(Protocol):
 
     def note_dirty(self, session: ServerSession) -> None: ...
 
+
 # In `server_data` (so it survives a reload or crash): the reply handler that takes this
 # session's next line (`ask`).
 ASK_KEY = "_ask"

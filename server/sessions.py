@@ -332,12 +332,6 @@ class ServerSessionHandler:
             func(self.game, *args)
 
 
-def is_admin(session: ServerSession) -> bool:
-    """Whether the session's account is one of the game's admins (`run.py admin NAME`)."""
-    handler = session.sessionhandler
-    return handler is not None and handler.game is not None and handler.game.is_admin(session)
-
-
 def _split_output(value: Any) -> tuple[list[Any], dict[str, Any]]:
     """Evennia's output forms: "text", ("text", {opts}), ([args], {kwargs}), [args]."""
     if isinstance(value, str):
