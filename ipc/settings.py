@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import ipaddress
 import os
 import re
 import tempfile
@@ -53,8 +54,38 @@ class PortalSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     # Inputs sent to the server and not yet acknowledged; beyond it input waits in the portal.
     inflight_window: int = 4096
     handover_timeout: float = 10.0
+    # Work done for one connection per loop turn (then the rest waits for the next turn,
+    # so one client cannot hold the loop): bytes parsed, and steps (lines, telnet commands,
+    # subnegotiations) taken.
+    read_max_bytes: int = 65536
+    read_max_steps: int = 512
+    # Protections (README, "Limits"); 0 turns one off.
+    max_connections_per_address: int = 20
+    connection_rate: float = 2.0  # new connections per second per address, ...
+    connection_burst: int = 20  # ... after a burst of this many
+    commands_per_second: float = 50.0  # per session; faster input is slowed, not dropped
+    command_burst: int = 200
+    login_timeout: float = 300.0  # seconds a connection may stay without logging in
+    line_timeout: float = 120.0  # seconds to finish a line once its first byte arrived
+    # Addresses (networks) the per-address limits do not apply to: the machine itself, and
+    # a reverse proxy on it through which every web player would share one address.
+    unlimited_addresses: list[str] = msgspec.field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"])
 
     def __post_init__(self) -> None:
+        for key in ("read_max_bytes", "read_max_steps"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"`{key}` must be at least 1, not {getattr(self, key)}")
+        for key in ("max_connections_per_address", "connection_rate", "connection_burst",
+                    "commands_per_second", "command_burst", "login_timeout", "line_timeout"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"`{key}` must not be negative (0 = off)")
+        for network in self.unlimited_addresses:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"`unlimited_addresses`: {network!r} is not an address "
+                                 "or network") from None
         for key in ("telnet_port", "telnet_ssl_port"):
             port = getattr(self, key)
             if port is not None and not 0 <= port <= 65535:

@@ -56,6 +56,7 @@ from ipc.frames import (
     Welcome,
 )
 from ipc.settings import PortalSettings
+from portal.guard import PortalGuard
 from portal.session import PortalSession
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,7 @@ class PortalSessionHandler:
         self._on_handover = on_handover
         self._server_gone = asyncio.Event()
         self._server_gone.set()
+        self.guard = PortalGuard(settings, self.data_in, lambda: list(self.sessions.values()))
 
     # ------------------------------------------------------------ link state
 
@@ -151,10 +153,11 @@ class PortalSessionHandler:
         """A connection from `address` was accepted. Every protocol calls this first, before
         any negotiation; a returned string is the refusal to send before closing it (and
         then `release` is not called). Otherwise call `release(address)` once it closes."""
-        return None
+        return self.guard.admit(address)
 
     def release(self, address: str) -> None:
         """The connection `admit` let in has closed."""
+        self.guard.release(address)
 
     def connect(self, session: PortalSession) -> None:
         """Register a new connection; the server hears of it now or when it attaches."""
@@ -171,6 +174,7 @@ class PortalSessionHandler:
         """The client went away (or we closed it): forget it and tell the server."""
         if self.sessions.pop(session.sessid, None) is None:
             return
+        self.guard.session_closed(session)
         self._paused.discard(session.sessid)
         count = self.held.pop(session.sessid, 0)
         if count:
@@ -199,7 +203,8 @@ class PortalSessionHandler:
 
     def data_in(self, session: PortalSession, cmdname: str, args: list[Any],
                 kwargs: dict[str, Any]) -> None:
-        """Queue one input; it reaches the server in order, now or after a restart."""
+        """Queue one input; it reaches the server in order, now or after a restart.
+        Protocols call `session.data_in`, which passes it through `self.guard` first."""
         seq = self._next_seq
         self._next_seq += 1
         self.pending.append(InputItem(seq, session.sessid, cmdname, args, kwargs))
