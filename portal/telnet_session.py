@@ -29,6 +29,12 @@ class TelnetSession(asyncio.Protocol, PortalSession):
     The game hears of the session (PConn) only once negotiation has settled or timed
     out, so its connection screen already knows the client's name, size and colours.
     Input typed before that waits here, in order, and goes to the game right after.
+
+    Each read is parsed within the protocol's budget (`read_max_bytes`, `read_max_steps`);
+    what is left stays in the parser's backlog, reading from the socket stops, and the
+    next slice is parsed on the next loop turn, so other players are served in between.
+    Anything that pauses input (held input full, the command rate, output backed up) also
+    stops the backlog from being parsed.
     """
 
     def __init__(
@@ -42,7 +48,11 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         self._handler = handler
         self._key = protocol_key
         self._negotiation_timeout = negotiation_timeout
-        self.telnet = TelnetProtocol(max_line=handler.settings.max_line, mssp=mssp)
+        settings = handler.settings
+        self.telnet = TelnetProtocol(
+            max_line=settings.max_line, mssp=mssp, max_bytes=settings.read_max_bytes,
+            max_steps=settings.read_max_steps, line_timeout=settings.line_timeout)
+        self._more_scheduled = False
         self.transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._paused: set[str] = set()
@@ -78,8 +88,31 @@ class TelnetSession(asyncio.Protocol, PortalSession):
 
     def data_received(self, data: bytes) -> None:
         self.telnet.receive_data(data)
+        self._after_read()
+
+    def _after_read(self) -> None:
         self._handle_events()
         self._write()
+        backlog = bool(self.telnet.backlog)
+        self._set_paused("backlog", backlog)
+        if backlog:
+            self._schedule_more()
+
+    def _schedule_more(self) -> None:
+        """Parse the next slice of the backlog on the next loop turn, unless paused."""
+        if self._more_scheduled or self._paused - {"backlog"}:
+            return
+        if self.transport is None or self.transport.is_closing():
+            return
+        self._more_scheduled = True
+        asyncio.get_running_loop().call_soon(self._receive_more)
+
+    def _receive_more(self) -> None:
+        self._more_scheduled = False
+        if self._paused - {"backlog"} or self.transport is None or self.transport.is_closing():
+            return
+        self.telnet.receive_more()
+        self._after_read()
 
     def eof_received(self) -> bool | None:
         self.telnet.receive_eof()
@@ -116,7 +149,7 @@ class TelnetSession(asyncio.Protocol, PortalSession):
                 case InputError(message=message):
                     self.send_text(f"|r{message}|n")
                 case ProtocolError(reason=reason):
-                    log.info("session %d (%s): %s", self.sessid, self.address, reason)
+                    self._handler.guard.protocol_error(self, reason)
 
     def _negotiated(self, flags: dict[str, Any]) -> None:
         """Apply only what negotiation changed, so flags the game set are kept."""
@@ -214,6 +247,9 @@ class TelnetSession(asyncio.Protocol, PortalSession):
     def resume_writing(self) -> None:
         self._set_paused("output", False)
 
+    def throttle_input(self, paused: bool) -> None:
+        self._set_paused("rate", paused)
+
     def _set_paused(self, reason: str, paused: bool) -> None:
         """Read from the client only while nothing (input held, output backed up) forbids it."""
         was = bool(self._paused)
@@ -222,7 +258,11 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         else:
             self._paused.discard(reason)
         transport = self.transport
-        if transport is None or transport.is_closing() or was == bool(self._paused):
+        if transport is None or transport.is_closing():
+            return
+        if not paused and self._paused == {"backlog"}:
+            self._schedule_more()  # only the backlog holds reading back: parse on
+        if was == bool(self._paused):
             return
         if self._paused:
             transport.pause_reading()
