@@ -138,7 +138,9 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
     sizes = [int(x) for x in args.clients.split(",")]
     rows: list[dict[str, Any]] = []
     root = Path(temp_dir("hearth-bench-"))
-    game = GameRunner(root, {"portal": {"negotiation_timeout": 0.3}})
+    # Closed-loop clients send thousands of commands a second: lift the per-session
+    # command rate (issue 9), which would otherwise measure itself.
+    game = GameRunner(root, {"portal": {"negotiation_timeout": 0.3, "commands_per_second": 0}})
     chain = RawChain()
     try:
         game.start()

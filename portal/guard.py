@@ -348,6 +348,7 @@ class _SessionState:
     log: LogLimiter
     delayed: deque[tuple[str, list[Any], dict[str, Any]]] = field(default_factory=deque)
     timer: Any = None
+    release_pending: bool = False
     told_slowed: bool = False
     told_dropped: bool = False
 
@@ -435,19 +436,20 @@ class PortalGuard:
             if not state.told_slowed:
                 state.told_slowed = True
                 session.send_text(MSG_SLOWED.format(rate=self.settings.commands_per_second))
-        if state.timer is None:
+        if not state.release_pending:
             self._schedule_release(session, state)
 
     def _schedule_release(self, session: PortalSession, state: _SessionState) -> None:
         assert state.bucket is not None
         wait = max(state.bucket.wait(self._clock()), 0.001)
+        state.release_pending = True
         state.timer = self._call_later(wait, lambda: self._release_delayed(session))
 
     def _release_delayed(self, session: PortalSession) -> None:
         state = self._states.get(session)
         if state is None or state.bucket is None:
             return
-        state.timer = None
+        state.timer, state.release_pending = None, False
         if session.gone is not None and session.gone.done():
             state.delayed.clear()
             return
