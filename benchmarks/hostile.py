@@ -86,6 +86,15 @@ async def attack_slowloris(port: int, seconds: float) -> dict[str, Any]:
         with contextlib.suppress(OSError):
             pairs.append(await asyncio.open_connection("127.0.0.1", port))
     writers = [writer for _, writer in pairs]
+    closed = [0]
+
+    async def until_closed(reader: asyncio.StreamReader) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while await reader.read(65536):
+                pass
+        closed[0] += 1
+
+    readers = [asyncio.create_task(until_closed(reader)) for reader, _ in pairs]
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         for writer in writers:
@@ -93,9 +102,11 @@ async def attack_slowloris(port: int, seconds: float) -> dict[str, Any]:
                 with contextlib.suppress(ConnectionError, OSError):
                     writer.write(b"x")
         await asyncio.sleep(1.0)
-    held = sum(1 for reader, _ in pairs if not reader.at_eof())
+    held = len(pairs) - closed[0]
     for writer in writers:
         writer.close()
+    for task in readers:
+        task.cancel()
     return {"connections": len(pairs), "held_open_at_end": held}
 
 
