@@ -56,7 +56,7 @@ def encoding(ctx: Context) -> None:
         return
     name = text_encoding(ctx.args.strip())
     if name is None:
-        session.msg(f"|rUnknown encoding '{ctx.args}': name a character set such as "
+        session.msg(f"|rUnknown encoding '{ctx.args}'. Name a character set such as "
                     "utf-8, latin-1 or cp437.|n")
         return
     session.protocol_flags["ENCODING"] = name
