@@ -14,7 +14,8 @@ protocol, present and future, gets the same treatment:
   64 bits, lone surrogates, values nested deeper than `MAX_DEPTH`, keys that are not
   text, other types) is refused here with a message to that player, instead of failing
   half way through a frame that also holds everyone else's input;
-- **command rate** (`TokenBucket` per session): input faster than `commands_per_second`
+- **command rate** (`TokenBucket` per session, checked first, so refused input counts
+  too): input faster than `commands_per_second`
   (after a burst of `command_burst`) is *delayed*, not dropped, and the protocol is asked
   to stop reading (`throttle_input`): a player who pastes a long script loses nothing
   (Evennia drops such input and its issues #1556 and #779 are players losing pastes and
@@ -64,6 +65,8 @@ INT_MAX: Final = (1 << 64) - 1  # msgpack's widest integers
 LOG_BURST: Final = 5  # protocol errors logged per session per interval ...
 LOG_INTERVAL: Final = 60.0  # ... then one summary line per interval
 GLOBAL_LOG_BURST: Final = 100  # and at most this many lines per interval for everyone
+TELL_BURST: Final = 3  # refusals of input told to the player per interval
+TELL_INTERVAL: Final = 10.0
 
 MSG_SLOWED = ("|yYou are sending commands faster than {rate:g} a second; they are slowed "
               "down to that rate.|n")
@@ -346,6 +349,7 @@ class LogLimiter:
 class _SessionState:
     bucket: TokenBucket | None
     log: LogLimiter
+    tell: LogLimiter  # refusal messages to the player
     delayed: deque[tuple[str, list[Any], dict[str, Any]]] = field(default_factory=deque)
     timer: Any = None
     release_pending: bool = False
@@ -406,21 +410,25 @@ class PortalGuard:
 
     def data_in(self, session: PortalSession, cmdname: str, args: list[Any],
                 kwargs: dict[str, Any]) -> None:
-        """Clean, check and rate-limit one input, then `forward` it (now or later)."""
+        """Rate-limit one input, then clean and check it and `forward` it (now or later).
+        Every input counts against the rate, refused ones too, so a stream of poison
+        costs no more than a stream of good commands."""
+        state = self._state(session)
+        if state.bucket is not None and (state.delayed or not state.bucket.take(self._clock())):
+            self._delay(session, state, (cmdname, args, kwargs))
+            return
+        self._pass(session, state, cmdname, args, kwargs)
+
+    def _pass(self, session: PortalSession, state: _SessionState, cmdname: str,
+              args: list[Any], kwargs: dict[str, Any]) -> None:
         try:
             item = screen_input(cmdname, args, kwargs)
         except Unframeable as exc:
             self.protocol_error(session, f"input {cmdname!r} refused: {exc}")
-            session.send_text(MSG_UNFRAMEABLE.format(reason=exc))
+            if state.tell.check(self._clock())[1]:  # a few a while: the player knows
+                session.send_text(MSG_UNFRAMEABLE.format(reason=exc))
             return
-        state = self._state(session)
-        if state.bucket is None:
-            self._forward(session, *item)
-            return
-        if not state.delayed and state.bucket.take(self._clock()):
-            self._forward(session, *item)
-            return
-        self._delay(session, state, item)
+        self._forward(session, *item)
 
     def _delay(self, session: PortalSession, state: _SessionState,
                item: tuple[str, list[Any], dict[str, Any]]) -> None:
@@ -455,7 +463,7 @@ class PortalGuard:
             return
         now = self._clock()
         while state.delayed and state.bucket.take(now):
-            self._forward(session, *state.delayed.popleft())
+            self._pass(session, state, *state.delayed.popleft())
         if state.delayed:
             self._schedule_release(session, state)
             return
@@ -472,8 +480,8 @@ class PortalGuard:
             if settings.commands_per_second > 0:
                 bucket = TokenBucket.full(settings.commands_per_second, settings.command_burst,
                                           self._clock())
-            state = self._states[session] = _SessionState(bucket,
-                                                          LogLimiter(LOG_BURST, LOG_INTERVAL))
+            state = self._states[session] = _SessionState(
+                bucket, LogLimiter(LOG_BURST, LOG_INTERVAL), LogLimiter(TELL_BURST, TELL_INTERVAL))
         return state
 
     # ------------------------------------------------------------ logging
