@@ -59,6 +59,11 @@ class PortalSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     # subnegotiations) taken.
     read_max_bytes: int = 65536
     read_max_steps: int = 512
+    # The share of one core a connection's input may take on average (parsing and
+    # handling it), after a burst of `read_cpu_burst` seconds; beyond it the connection
+    # rests before its next slice. 0: no limit.
+    read_cpu_share: float = 0.05
+    read_cpu_burst: float = 0.25
     # Protections (README, "Limits"); 0 turns one off.
     max_connections_per_address: int = 20
     connection_rate: float = 2.0  # new connections per second per address, ...
@@ -76,6 +81,8 @@ class PortalSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         for key in ("read_max_bytes", "read_max_steps"):
             if getattr(self, key) < 1:
                 raise ValueError(f"`{key}` must be at least 1, not {getattr(self, key)}")
+        if not 0 <= self.read_cpu_share <= 1 or self.read_cpu_burst < 0:
+            raise ValueError("`read_cpu_share` must be 0 to 1 and `read_cpu_burst` not negative")
         for key in ("max_connections_per_address", "connection_rate", "connection_burst",
                     "commands_per_second", "command_burst", "login_timeout", "line_timeout"):
             if getattr(self, key) < 0:

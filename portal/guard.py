@@ -252,6 +252,38 @@ class TokenBucket:
         return self.tokens >= self.burst
 
 
+@dataclass(slots=True)
+class WorkBudget:
+    """Seconds of work a connection may take: `share` of each second, saved up to `burst`.
+    Spending may overdraw it; `delay()` then says how long to rest. `share` 0: unlimited."""
+
+    share: float
+    burst: float
+    balance: float
+    stamp: float
+
+    @classmethod
+    def full(cls, share: float, burst: float, now: float) -> WorkBudget:
+        return cls(share, burst, burst, now)
+
+    def _refill(self, now: float) -> None:
+        if now > self.stamp:
+            self.balance = min(self.burst, self.balance + (now - self.stamp) * self.share)
+            self.stamp = now
+
+    def spend(self, seconds: float, now: float) -> None:
+        if self.share > 0:
+            self._refill(now)
+            self.balance -= seconds
+
+    def delay(self, now: float) -> float:
+        """Seconds to rest before the next piece of work (0: go on)."""
+        if self.share <= 0:
+            return 0.0
+        self._refill(now)
+        return 0.0 if self.balance >= 0 else -self.balance / self.share
+
+
 def address_key(address: str) -> str:
     """What per-address limits count by: the address, or its /64 for IPv6 (one host
     usually holds a whole /64)."""

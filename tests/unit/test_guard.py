@@ -227,3 +227,17 @@ def test_one_players_output_failure_does_not_raise() -> None:
     session.send_output("char_echo", [1], {})
     session.send_output("char_echo", [2], {})
     assert len(session.sent) == 2 and "could not be shown" in session.sent[0]
+
+
+def test_work_budget_rests_a_connection_that_took_more_than_its_share() -> None:
+    from portal.guard import WorkBudget
+
+    budget = WorkBudget.full(0.05, 0.25, now=0.0)
+    budget.spend(0.2, 0.0)
+    assert budget.delay(0.0) == 0.0  # within the burst
+    budget.spend(0.1, 0.0)
+    assert budget.delay(0.0) == pytest.approx(1.0)  # 0.05 s overdrawn at 5% a second
+    assert budget.delay(1.001) == 0.0
+    unlimited = WorkBudget.full(0.0, 0.0, now=0.0)
+    unlimited.spend(10.0, 0.0)
+    assert unlimited.delay(0.0) == 0.0
