@@ -411,5 +411,6 @@ def test_every_protection_is_in_the_readme_limits_table() -> None:
     doc = _settings_doc()
     for key in ("max_connections_per_address", "connection_rate", "commands_per_second",
                 "login_timeout", "line_timeout", "read_max_bytes", "read_max_steps",
+                "read_cpu_share",
                 "unlimited_addresses"):
         assert re.search(rf"`portal\.{key}`", doc), f"README's limits table lacks {key}"
