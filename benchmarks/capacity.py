@@ -24,9 +24,9 @@ import uvloop
 
 from benchmarks.baseline import RawChain
 from benchmarks.client import GameRunner, acli, open_clients, raise_fd_limit, rss_of
-from benchmarks.report import table, temp_dir, write_json
+from benchmarks.report import Checks, add_targets_option, table, temp_dir, write_json
 
-ATTACH = re.compile(r"^(\S+ \S+) .*attaching server (\d+) in mode (\w+) \((\d+) sessions\)")
+ATTACH = re.compile(r"^(\S+ \S+) .*attaching server (\d+) in mode (\w+) \((\d+) sessions")
 DONE = re.compile(r"^(\S+ \S+) .*hand-over done: server (\d+) attached")
 
 
@@ -141,17 +141,32 @@ def report(data: dict[str, Any]) -> None:
         print(f"\nreload failed:\n{h['reload_output']}")
 
 
+def checks(data: dict[str, Any]) -> Checks:
+    h = data["hearth"]
+    per = h["per_session"]
+    both = per["portal"] + per["server"]
+    out = Checks()
+    out.correct("run.py reload exits 0", h["reload_exit"] == 0, h["reload_exit"])
+    out.correct("no session dropped during the reload", h["dropped_during_reload"] == 0,
+                h["dropped_during_reload"])
+    out.correct("the new server attached", "sync_ms" in h, h.get("mode", "?"))
+    out.target("RSS/session, portal + server <= 16 KB", both <= 16 * 1024, f"{both:,.0f}")
+    sync_ms = h.get("sync_ms", float("inf"))
+    out.target("sync of every session < 250 ms", sync_ms < 250, f"{sync_ms:.0f}")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sessions", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=64)
+    add_targets_option(parser)
     args = parser.parse_args()
     data = uvloop.run(amain(args))
     report(data)
     path = write_json("capacity", data)
     print(f"\nJSON: {path}")
-    if data["hearth"]["reload_exit"] or data["hearth"]["dropped_during_reload"]:
-        raise SystemExit(1)
+    checks(data).finish(args.targets)
 
 
 if __name__ == "__main__":

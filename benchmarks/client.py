@@ -292,6 +292,7 @@ class PingClient(asyncio.Protocol):
         self.answered = 0  # answers received (duplicates included)
         self.counts = bytearray()
         self.out_of_order = 0
+        self.wrong = 0  # closed loop: answers whose number is not the ping in flight
         self.next_expected = 0
         self.last_answer = 0.0
         self.gaps: list[tuple[float, float]] = []
@@ -353,6 +354,9 @@ class PingClient(asyncio.Protocol):
             self.gaps.append((self.last_answer, now))
         self.last_answer = now
         if self.closed_loop:
+            if n != self.sent - 1:  # not the answer to the ping in flight: no round trip
+                self.wrong += 1
+                return
             self.rtts.append(now - self._sent_at)
             if self.running:
                 self.send_ping()

@@ -32,7 +32,7 @@ from typing import Any
 import msgspec
 import uvloop
 
-from benchmarks.report import table, temp_dir, write_json
+from benchmarks.report import Checks, add_targets_option, table, temp_dir, write_json
 from ipc.child import die_with_parent
 from ipc.codec import FrameDecoder, FrameEncoder
 from ipc.connection import FrameConnection, connect_unix
@@ -104,15 +104,24 @@ def receive_bare(path: str, count: int) -> tuple[int, float]:
 
 
 async def send_conn(path: str, count: int, batch: int) -> None:
+    writable = asyncio.Event()
+    writable.set()
+
+    def flow(conn: FrameConnection, ok: bool) -> None:
+        if ok:
+            writable.set()
+        else:
+            writable.clear()
+
     conn = await connect_unix(path, GameFrame, lambda c, f: None, lambda c, r: None,
-                              name="bench-send")
+                              name="bench-send", on_writable=flow)
     frames = [sample_frame(i) for i in range(batch)]
     sent = 0
     while sent < count:
         for frame in frames[: min(batch, count - sent)]:
             conn.send(frame)
         sent += min(batch, count - sent)
-        await conn.drain()
+        await asyncio.wait_for(writable.wait(), 30)  # flow control: the reader keeps up
         await asyncio.sleep(0)  # end of the loop turn: the connection writes once
     conn.flush()
     await asyncio.sleep(0.05)
@@ -202,6 +211,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--receive", choices=["conn", "bare"], help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
+    add_targets_option(parser)
     args = parser.parse_args()
     if args.receive:
         die_with_parent(os.getppid())
@@ -235,6 +245,19 @@ def main() -> None:
                 f"(batch {args.batch})", ["figure", "hearth", "bare", "ratio", "target"], rows))
     path = write_json("ipc", {"runs": runs, "codec_us": micro, "settings": vars(args)})
     print(f"\nJSON: {path}")
+    checks(runs, args).finish(args.targets)
+
+
+def checks(runs: dict[str, dict[str, Any]], args: argparse.Namespace) -> Checks:
+    out = Checks()
+    for name, run in runs.items():
+        want = args.frames if name.startswith("batched") else args.unbatched_frames
+        out.correct(f"{name}: every frame received", run.get("frames") == want and
+                    "error" not in run, run.get("error", f"{run.get('frames')} of {want}"))
+    conn, bare = runs["batched conn"], runs["batched bare"]
+    ratio = conn["per_s"] / bare["per_s"] if bare["per_s"] else 0.0
+    out.target("batched frames/s ratio >= 0.60", ratio >= 0.6, f"{ratio:.2f}")
+    return out
 
 
 if __name__ == "__main__":

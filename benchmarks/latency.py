@@ -33,7 +33,7 @@ from benchmarks.client import (
     percentile,
     raise_fd_limit,
 )
-from benchmarks.report import table, temp_dir, write_json
+from benchmarks.report import Checks, add_targets_option, table, temp_dir, write_json
 
 
 def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
@@ -68,7 +68,12 @@ async def closed_loop(clients: list[PingClient], duration: float, warmup: float,
     while any(c.outstanding() for c in clients) and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
     count = len(rtts)
+    lost_dup = [c.lost_and_duplicated(0, c.sent) for c in clients]
     return {
+        "unanswered": sum(c.outstanding() for c in clients),
+        "lost": sum(lost for lost, _ in lost_dup),
+        "duplicated": sum(dup for _, dup in lost_dup),
+        "wrong_number": sum(c.wrong for c in clients),
         "round_trips": count,
         "per_s": count / elapsed,
         "p50_us": percentile(rtts, 50) * 1e6,
@@ -124,9 +129,17 @@ async def login_storm(port: int, args: argparse.Namespace) -> dict[str, Any]:
         during = [rtt for client in players for rtt in client.rtts]
         for client in players:
             client.running = False
+        deadline = time.monotonic() + 10
+        while any(c.outstanding() for c in players) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
         idle_p99 = idle["p99_us"]
         storm_p99 = percentile(during, 99) * 1e6
+        lost_dup = [c.lost_and_duplicated(0, c.sent) for c in players]
         return {"logins": len(newcomers), "all_in_s": took, "idle_p99_us": idle_p99,
+                "unanswered": sum(c.outstanding() for c in players),
+                "lost": sum(lost for lost, _ in lost_dup),
+                "duplicated": sum(dup for _, dup in lost_dup),
+                "wrong_number": sum(c.wrong for c in players),
                 "storm_p99_us": storm_p99, "p99_ratio": storm_p99 / idle_p99 if idle_p99 else 0}
     finally:
         for client in players + newcomers:
@@ -196,6 +209,30 @@ def report(data: dict[str, Any]) -> None:
                       storm["storm_p99_us"], storm["p99_ratio"], "< 2.0"]]))
 
 
+def checks(data: dict[str, Any]) -> Checks:
+    out = Checks()
+    for row in data["rows"]:
+        n, raw, hearth = row["clients"], row["raw"], row["hearth"]
+        for side, figures in (("hearth", hearth), ("raw", raw)):
+            for key in ("unanswered", "lost", "duplicated", "wrong_number"):
+                out.correct(f"{n} clients, {side}: {key.replace('_', ' ')}",
+                            figures[key] == 0, figures[key])
+        ratio = hearth["per_s"] / raw["per_s"] if raw["per_s"] else 0.0
+        out.target(f"{n} clients: round trips/s ratio >= 0.50", ratio >= 0.5, f"{ratio:.2f}")
+        if n == 1:
+            p50 = hearth["p50_us"] / raw["p50_us"] if raw["p50_us"] else 0.0
+            out.target("1 client: p50 ratio <= 2.0", p50 <= 2.0, f"{p50:.2f}")
+    storm = data.get("login_storm")
+    if storm:
+        for key in ("unanswered", "lost", "duplicated", "wrong_number"):
+            out.correct(f"login storm: {key.replace('_', ' ')}", storm[key] == 0, storm[key])
+        out.target("login storm: all in <= 2 s", storm["all_in_s"] <= 2.0,
+                   f"{storm['all_in_s']:.2f}")
+        out.target("login storm: p99 ratio < 2.0", storm["p99_ratio"] < 2.0,
+                   f"{storm['p99_ratio']:.2f}")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", default="1,10,100,1000")
@@ -206,6 +243,7 @@ def main() -> None:
     parser.add_argument("--login-concurrency", type=int, default=32)
     parser.add_argument("--storm", type=int, default=100,
                         help="simultaneous logins in the login part (0: skip it)")
+    add_targets_option(parser)
     args = parser.parse_args()
     data = uvloop.run(amain(args))
     report(data)
@@ -213,6 +251,9 @@ def main() -> None:
     print(f"\nJSON: {path}")
     if data["leftovers"]:
         print(f"killed leftover processes: {data['leftovers']}")
+    found = checks(data)
+    found.correct("no process left behind", not data["leftovers"], len(data["leftovers"]))
+    found.finish(args.targets)
 
 
 if __name__ == "__main__":

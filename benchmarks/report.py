@@ -66,3 +66,45 @@ def temp_dir(prefix: str) -> str:
     folder = tempfile.mkdtemp(prefix=prefix)
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
+
+
+class Checks:
+    """The checks a benchmark prints, and its exit status from them.
+
+    A *correctness* check (nothing lost, duplicated or unanswered; a command that must
+    succeed) always fails the run. A *target* (a ratio, a latency bound) fails it too unless
+    the run was asked for `--targets report`: smoke runs are too small, and a loaded machine
+    too noisy, for targets to mean anything there.
+    """
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, bool, str, bool]] = []
+
+    def correct(self, name: str, ok: bool, detail: Any = "") -> None:
+        self.rows.append((name, bool(ok), str(detail), False))
+
+    def target(self, name: str, ok: bool, detail: Any = "") -> None:
+        self.rows.append((name, bool(ok), str(detail), True))
+
+    def failed(self, enforce_targets: bool) -> list[str]:
+        return [name for name, ok, _, is_target in self.rows
+                if not ok and (enforce_targets or not is_target)]
+
+    def finish(self, targets: str) -> None:
+        """Print the checks; exit 1 if one that counts (see the class) failed."""
+        enforce = targets == "enforce"
+        rows = [[name, "target" if is_target else "correctness", detail,
+                 "ok" if ok else ("FAILED" if enforce or not is_target else "missed (reported)")]
+                for name, ok, detail, is_target in self.rows]
+        print(table("checks", ["check", "kind", "value", "result"], rows))
+        failed = self.failed(enforce)
+        if failed:
+            print(f"\nFAILED checks: {', '.join(failed)}")
+            raise SystemExit(1)
+        print("\nall checks passed" + ("" if enforce else " (targets reported, not enforced)"))
+
+
+def add_targets_option(parser: Any) -> None:
+    parser.add_argument("--targets", choices=["enforce", "report"], default="enforce",
+                        help="whether a missed performance target fails the run "
+                             "(correctness checks always do)")

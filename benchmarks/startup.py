@@ -25,7 +25,7 @@ from typing import Any
 import uvloop
 
 from benchmarks.client import GameRunner, PingClient, acli, free_port, run
-from benchmarks.report import table, temp_dir, write_json
+from benchmarks.report import Checks, add_targets_option, table, temp_dir, write_json
 
 REPO = Path(__file__).resolve().parent.parent
 IMPORTS = {"full": "import asyncio, uvloop, msgspec, psutil, asyncssh, websockets",
@@ -140,11 +140,24 @@ def report(data: dict[str, Any]) -> None:
                 ["python", "figure", "hearth s", "baseline s", "ratio", "target"], rows))
 
 
+def checks(data: dict[str, Any]) -> Checks:
+    out = Checks()
+    for key in ("nocache", "cached"):
+        if key in data:
+            codes = [run["reload_exit"] for run in data[key]["runs"]]
+            out.correct(f"every reload exits 0 ({key})", not any(codes), codes)
+            screen = data[key]["median"]["start_to_screen_s"]
+            out.target(f"start -> connection screen < 1.5 s ({key})", screen < 1.5,
+                       f"{screen:.2f}")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-cached", action="store_true",
                         help="skip the runs with a bytecode cache")
+    add_targets_option(parser)
     args = parser.parse_args()
     data = {"nocache": uvloop.run(series(args.repeats, cached=False)),
             "settings": vars(args)}
@@ -153,6 +166,7 @@ def main() -> None:
     report(data)
     path = write_json("startup", data)
     print(f"\nJSON: {path}")
+    checks(data).finish(args.targets)
 
 
 if __name__ == "__main__":

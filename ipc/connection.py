@@ -3,8 +3,15 @@
 `FrameConnection` is an `asyncio.Protocol`. Frames passed to `send()` are encoded into a
 buffer and written once per loop turn, so a burst of frames costs one `write`. Frames sent
 with `urgent=True` (control: hand-over, heartbeats) go ahead of the normal ones in the
-same turn. When the kernel buffer is full the transport pauses us; `drain()` waits for it,
-so a producer that awaits it never grows memory without bound.
+same turn.
+
+Flow control: when what the peer has not read passes `write_limit`, the connection is not
+`writable` and `on_writable(conn, False)` is called; once it drains below a quarter of
+that, `on_writable(conn, True)`. Producers stop pulling work meanwhile (the portal stops
+sending input; a connection made with `pause_reading_when_full` stops reading the peer's
+requests, so the server runs no command whose output could not be written). `send()`
+itself never refuses a frame: memory stays bounded because the producers stop, and what
+a producer may send after `False` is bounded by what it already had in hand.
 
 The peer's uid is checked with SO_PEERCRED before any byte is read; the Hello handshake
 itself (role, version, secret) is checked by the owner through `check_hello`.
@@ -13,12 +20,12 @@ itself (role, version, secret) is checked by the owner through `check_hello`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
 import struct
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any, cast
 
 from ipc.codec import DEFAULT_MAX_FRAME, FrameDecoder, FrameEncoder
@@ -28,6 +35,20 @@ log = logging.getLogger(__name__)
 
 FrameHandler = Callable[["FrameConnection", Any], None]
 CloseHandler = Callable[["FrameConnection", str], None]
+FlowHandler = Callable[["FrameConnection", bool], None]
+
+DEFAULT_WRITE_LIMIT = 1 << 20  # bytes the peer has not read before producers stop
+
+
+class CloseCause(StrEnum):
+    """Why a connection closed, for owners that act on it (a string is for people)."""
+
+    LOCAL = "local"  # our owner closed it
+    PEER = "peer"  # the peer closed or the connection broke
+    SILENT = "silent"  # the peer sent nothing for the heartbeat timeout: it hangs
+    REFUSED = "refused"  # we turned the peer away
+    MALFORMED = "malformed"  # the peer sent what the codec cannot take
+    ABORTED = "aborted"  # closed at once, dropping what was queued
 
 
 def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
@@ -63,6 +84,9 @@ class FrameConnection(asyncio.Protocol):
         heartbeat_timeout: float = 0.0,
         check_uid: bool = True,
         hello_timeout: float = 10.0,
+        on_writable: FlowHandler | None = None,
+        write_limit: int = DEFAULT_WRITE_LIMIT,
+        pause_reading_when_full: bool = False,
     ) -> None:
         self.name = name
         self._decoder: FrameDecoder[Any] = FrameDecoder(frame_type, max_frame)
@@ -73,11 +97,14 @@ class FrameConnection(asyncio.Protocol):
         self._out = bytearray()
         self._urgent = bytearray()
         self._flush_scheduled = False
-        self._writable = asyncio.Event()
-        self._writable.set()
+        self.writable = True
+        self._on_writable = on_writable
+        self._write_limit = write_limit
+        self._pause_reading_when_full = pause_reading_when_full
         self._closed = asyncio.Event()  # closed as far as the owner is concerned
         self._lost = asyncio.Event()  # the transport is gone: everything queued was written
         self._close_reason = ""
+        self.cause: CloseCause | None = None
         self._heartbeat = heartbeat
         self._heartbeat_timeout = heartbeat_timeout
         self._last_seen = 0.0
@@ -96,13 +123,14 @@ class FrameConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self.transport.set_write_buffer_limits(high=self._write_limit)
         self._last_seen = self._loop.time()
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family == socket.AF_UNIX:
             pid, uid, _ = peer_credentials(sock)
             self.peer_pid = pid
             if self._check_uid and uid != os.getuid():
-                self.close(f"peer uid {uid} is not ours ({os.getuid()})")
+                self.close(f"peer uid {uid} is not ours ({os.getuid()})", CloseCause.REFUSED)
                 return
         if self._heartbeat > 0:
             self._next_beat = self._last_seen + self._heartbeat
@@ -123,34 +151,57 @@ class FrameConnection(asyncio.Protocol):
                 log.warning("%s (peer pid %d): %s", self.name, self.peer_pid, error)
             decoder.errors.clear()
             if not self.trusted:
-                self.close("malformed frame before the handshake")
+                self.close("malformed frame before the handshake", CloseCause.MALFORMED)
                 return
         for frame in decoder.frames_received():
             if self.is_closing():
                 return
             try:
                 self._on_frame(self, frame)
-            except Exception:
-                log.exception("%s: handler failed on %s", self.name, type(frame).__name__)
+            except Exception:  # the owner's bug: log it with the frame, take the next one
+                log.exception("%s (peer pid %d): handler failed on %s frame",
+                              self.name, self.peer_pid, type(frame).__name__)
         if decoder.fatal is not None:
             log.warning("%s (peer pid %d): closing: %s", self.name, self.peer_pid, decoder.fatal)
-            self.close(decoder.fatal)
+            self.close(decoder.fatal, CloseCause.MALFORMED)
 
     def eof_received(self) -> bool | None:
-        self.close("connection closed by peer")
+        self.close("connection closed by peer", CloseCause.PEER)
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost.set()
         if not self._close_reason:
             self._close_reason = f"connection lost: {exc}" if exc else "connection closed by peer"
+            self.cause = CloseCause.PEER
         self._finish()
 
     def pause_writing(self) -> None:
-        self._writable.clear()
+        """The transport's buffer passed `write_limit`: tell the producer to stop."""
+        self._set_writable(False)
 
     def resume_writing(self) -> None:
-        self._writable.set()
+        self._set_writable(True)
+
+    def _set_writable(self, writable: bool) -> None:
+        self.writable = writable
+        transport = self.transport
+        if self._pause_reading_when_full and transport is not None and not transport.is_closing():
+            if writable:
+                transport.resume_reading()
+            else:
+                transport.pause_reading()
+        if self._on_writable is not None:
+            try:
+                self._on_writable(self, writable)
+            except Exception:
+                log.exception("%s: flow handler failed (writable=%s)", self.name, writable)
+
+    def buffered(self) -> int:
+        """Bytes queued for the peer and not yet written (ours and the transport's)."""
+        transport = self.transport
+        queued = transport.get_write_buffer_size() if transport is not None else 0
+        return queued + len(self._out) + len(self._urgent)
 
     # ------------------------------------------------------------ sending
 
@@ -178,11 +229,6 @@ class FrameConnection(asyncio.Protocol):
             out, self._out = self._out, bytearray()
             transport.write(out)
 
-    async def drain(self, timeout: float = 30.0) -> None:
-        """Wait until the peer has read enough that writing may go on."""
-        if not self._writable.is_set():
-            await asyncio.wait_for(self._writable.wait(), timeout)
-
     def set_heartbeat_timeout(self, timeout: float) -> None:
         """Close the connection when the peer sends nothing for `timeout` seconds (0: never)."""
         self._heartbeat_timeout = timeout
@@ -197,11 +243,13 @@ class FrameConnection(asyncio.Protocol):
     def is_closing(self) -> bool:
         return bool(self._close_reason) or self.transport is None or self.transport.is_closing()
 
-    def close(self, reason: str) -> None:
-        """Write what is queued, then close; `on_close` gets `reason` once."""
+    def close(self, reason: str, cause: CloseCause = CloseCause.LOCAL) -> None:
+        """Write what is queued, then close; `on_close` gets `reason` once, and `cause`
+        stays readable on `self.cause`."""
         if self._close_reason:
             return
         self._close_reason = reason
+        self.cause = cause
         if self.transport is not None:
             self.flush()
             self.transport.close()
@@ -211,7 +259,7 @@ class FrameConnection(asyncio.Protocol):
         """Turn the peer away: log why, tell it why (`Refused`), and close."""
         log.warning("%s: refused peer pid %d: %s", self.name, self.peer_pid, reason)
         self.send(Refused(reason=reason))
-        self.close(f"refused: {reason}")
+        self.close(f"refused: {reason}", CloseCause.REFUSED)
 
     def abort(self, reason: str) -> None:
         """Close at once, dropping whatever is queued."""
@@ -219,7 +267,7 @@ class FrameConnection(asyncio.Protocol):
         self._urgent = bytearray()
         if self.transport is not None:
             self.transport.abort()
-        self.close(reason)
+        self.close(reason, CloseCause.ABORTED)
 
     async def wait_closed(self, timeout: float) -> None:
         """Wait until the transport is gone, so what was queued before `close` is written."""
@@ -232,8 +280,11 @@ class FrameConnection(asyncio.Protocol):
         self._closed.set()
         if self._timer is not None:
             self._timer.cancel()
-        with contextlib.suppress(Exception):
+        try:
             self._on_close(self, self._close_reason)
+        except Exception:
+            log.exception("%s (peer pid %d): close handler failed (closed: %s)",
+                          self.name, self.peer_pid, self._close_reason)
 
     # ------------------------------------------------------------ heartbeats
 
@@ -243,7 +294,7 @@ class FrameConnection(asyncio.Protocol):
         now = self._loop.time()
         timeout = self._heartbeat_timeout
         if timeout > 0 and now - self._last_seen >= timeout:
-            self.close(f"no frame from peer for {now - self._last_seen:.1f}s")
+            self.close(f"no frame from peer for {now - self._last_seen:.1f}s", CloseCause.SILENT)
             return
         if now >= self._next_beat:
             self.send(Heartbeat(sent=now), urgent=True)

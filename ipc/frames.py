@@ -13,11 +13,19 @@ evolution rules). A connection opens with `Hello`; the answer is `Welcome` or `R
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 PROTOCOL_VERSION = 1
+
+# Why a server starts (PSync), or stops (StopServer, ServerStopped).
+Mode = Literal["start", "reload", "reset", "crash", "shutdown"]
+# What the supervisor saw of a server that ended (ServerLost).
+LossReason = Literal["crash", "hang", "fatal"]
+# Who is at the other end of a connection; a child process is a "portal" or a "server".
+Role = Literal["server", "portal", "cli"]
+ChildRole = Literal["server", "portal"]
 
 
 class Frame(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -42,9 +50,24 @@ class SessionData(msgspec.Struct, kw_only=True):
     server_data: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
+SYNCED_FIELDS: tuple[str, ...] = SessionData.__struct_fields__
+
+
 def sync_data_from(session: object) -> SessionData:
     """Read every synced field off a session object, the portal's or the server's."""
-    return SessionData(**{name: getattr(session, name) for name in SessionData.__struct_fields__})
+    return SessionData(**{name: getattr(session, name) for name in SYNCED_FIELDS})
+
+
+def load_sync_data_into(session: object, data: SessionData, fields: tuple[str, ...]) -> None:
+    """Set `fields` of `data` on a session object (the one place fields are copied)."""
+    for name in fields:
+        setattr(session, name, getattr(data, name))
+
+
+def counts_as_command(cmdname: str, args: list[Any]) -> bool:
+    """Whether an answered input counts in `cmd_total` and `cmd_last` (Evennia's rule:
+    text, except the keep-alive "idle"); portal and server both count by this rule."""
+    return cmdname == "text" and args != ["idle"]
 
 
 # ---------------------------------------------------------------- handshake (both links)
@@ -53,7 +76,7 @@ def sync_data_from(session: object) -> SessionData:
 class Hello(Frame, frozen=True):
     """First frame of every connection: who is calling and with which secret."""
 
-    role: str  # "server", "portal", "cli"
+    role: str  # "server", "portal", "cli" (a wrong one is refused by name, not undecodable)
     pid: int
     version: int = PROTOCOL_VERSION
     secret: str = ""
@@ -96,18 +119,34 @@ class PDisconn(Frame, frozen=True):
     reason: str = ""
 
 
+class CommandCount(msgspec.Struct, array_like=True):
+    """A session's command counters, which change with every answered command."""
+
+    sessid: int
+    cmd_total: int
+    cmd_last: float
+    cmd_last_visible: float
+
+
 class PSync(Frame, frozen=True):
     """The portal's answer to a server's hello: every session, and why the server starts.
 
     `mode` is "start" (cold boot), "reload", "reset" or "crash" (the previous server died).
     Thousands of sessions do not fit one frame: they come in several PSync frames, all but
     the last with `more=True`; the server attaches when the last one arrives.
+
+    A standby gets its sessions ahead, while the old server still serves (`presync=True`:
+    it only builds them). Its attach then carries only what changed since: `sessions` that
+    changed or are new, `gone` for those that closed, and every session's `counters`.
     """
 
-    mode: str
+    mode: Mode
     run_id: str
     sessions: list[SessionData]
     more: bool = False
+    presync: bool = False
+    gone: list[int] = msgspec.field(default_factory=list)
+    counters: list[CommandCount] = msgspec.field(default_factory=list)
 
 
 class InputItem(msgspec.Struct, array_like=True):
@@ -127,7 +166,7 @@ class DataIn(Frame, frozen=True):
 class StopServer(Frame, frozen=True):
     """The portal asks its attached server to stop: "reload", "reset" or "shutdown"."""
 
-    mode: str
+    mode: Mode
 
 
 # ---------------------------------------------------------------- game link: server -> portal
@@ -178,7 +217,7 @@ class Ack(Frame, frozen=True):
 class ServerStopped(Frame, frozen=True):
     """The server ran its stop hooks, pushed its final SSync, and is about to exit."""
 
-    mode: str
+    mode: Mode
 
 
 class AdminRequest(Frame, frozen=True):
@@ -254,7 +293,7 @@ class ChildStatus(Frame, frozen=True):
 class Handover(Frame, frozen=True):
     """supervisor -> portal: stop the attached server with `mode` and attach the standby."""
 
-    mode: str
+    mode: Mode
     standby_pid: int
 
 
@@ -273,7 +312,7 @@ class ServerLost(Frame, frozen=True):
     """
 
     pid: int
-    reason: str
+    reason: LossReason
     message: str = ""
     poison_seq: int = 0
 

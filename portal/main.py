@@ -20,6 +20,7 @@ from ipc.frames import (
     Handover,
     HandoverResult,
     Hello,
+    LossReason,
     PortalRequest,
     Ready,
     Refused,
@@ -74,7 +75,7 @@ class PortalProcess(ChildProcess):
 
     def ipc_connection(self) -> FrameConnection:
         return FrameConnection(GameFrame, self.on_ipc_frame, self.on_ipc_closed,
-                               name="portal-ipc")
+                               name="portal-ipc", on_writable=self.handler.server_writable)
 
     def listening_socket(self, key: str, port: int) -> socket.socket | dict[str, Any]:
         """What `create_server` needs to listen for `key`: the socket the supervisor holds
@@ -171,7 +172,7 @@ class PortalProcess(ChildProcess):
             log.error("supervisor link lost (%s); shutting down", reason)
             self.spawn(self.shutdown(GOODBYE))
 
-    def server_lost(self, reason: str, poison_seq: int, message: str) -> None:
+    def server_lost(self, reason: LossReason, poison_seq: int, message: str) -> None:
         if poison_seq:
             why = "made the game hang" if reason == "hang" else "crashed the game twice"
             self.handler.drop_input(poison_seq, why)
@@ -206,7 +207,6 @@ class PortalProcess(ChildProcess):
         handler = self.handler
         if handler.shutting_down:
             return
-        handler.shutting_down = True
         for listener in self.listeners:
             listener.close()
         await handler.stop_server("shutdown", self.settings.supervisor.stop_timeout / 2)

@@ -11,12 +11,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from ipc.frames import SessionData, sync_data_from
+from ipc.frames import SessionData, load_sync_data_into, sync_data_from
 
-if TYPE_CHECKING:
-    from portal.sessions import PortalSessionHandler
+# What the portal takes from the server's copy: everything it does not own itself (the
+# address and protocol are the connection's; the portal counts commands at each ack).
+FROM_SERVER = ("uid", "uname", "logged_in", "conn_time", "server_data")
+
+
+class InputGuard(Protocol):
+    """The handler's edge checks (`portal.guard.PortalGuard`), as a session sees them."""
+
+    def data_in(self, session: PortalSession, cmdname: str, args: list[Any],
+                kwargs: dict[str, Any]) -> None: ...
+
+
+class SessionHandler(Protocol):
+    """What a session calls on its handler (`portal.sessions.PortalSessionHandler`); named
+    here so that this module does not import the handler that imports it."""
+
+    @property
+    def guard(self) -> InputGuard: ...
+
+    def data_in(self, session: PortalSession, cmdname: str, args: list[Any],
+                kwargs: dict[str, Any]) -> None: ...
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +58,14 @@ class PortalSession:
         self.cmd_total = 0
         self.protocol_flags: dict[str, Any] = {}
         self.server_data: dict[str, Any] = {}
-        self.sessionhandler: PortalSessionHandler | None = None
-        self.announced = False  # the attached server knows this session (PConn or PSync)
-        self.told_waiting = False  # told "the game is restarting" in this gap
-        self.told_full = False
+        self.sessionhandler: SessionHandler | None = None
         self.gone: asyncio.Future[None] | None = None  # done once the socket is closed
         self.output_failed = False  # logged once per session
 
     # ------------------------------------------------------------ Evennia's session API
 
     def init_session(
-        self, protocol_key: str, address: str, sessionhandler: PortalSessionHandler
+        self, protocol_key: str, address: str, sessionhandler: SessionHandler
     ) -> None:
         self.protocol_key = protocol_key
         self.address = address
@@ -61,13 +77,10 @@ class PortalSession:
 
     def load_sync_data(self, data: SessionData) -> None:
         """Take the server's changes. The portal counts commands itself (at each ack),
-        so `cmd_total` and the `cmd_last*` times are not taken from the server."""
-        self.uid = data.uid
-        self.uname = data.uname
-        self.logged_in = data.logged_in
-        self.conn_time = data.conn_time
+        so `cmd_total` and the `cmd_last*` times are not taken from the server; flags the
+        server pushes are merged over the negotiated ones."""
+        load_sync_data_into(self, data, FROM_SERVER)
         self.protocol_flags.update(data.protocol_flags)
-        self.server_data = data.server_data
 
     def at_sync(self) -> None:
         """Called after the server's data was loaded."""

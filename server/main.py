@@ -31,6 +31,7 @@ from ipc.frames import (
     GameFrame,
     Heartbeat,
     Hello,
+    Mode,
     PConn,
     PConnSync,
     PDisconn,
@@ -143,9 +144,11 @@ class ServerProcess(ChildProcess):
     async def dial_portal(self) -> None:
         """Open the game link and say hello (OSError when the portal does not answer)."""
         env = self.env
+        # A portal that stops reading stops us reading its input: no command runs whose
+        # output could not be written, so our memory stays bounded (ipc.connection).
         self.link = await connect_unix(
             str(env.portal_socket), GameFrame, self.on_frame, self.on_link_closed,
-            name="server-link",
+            name="server-link", pause_reading_when_full=True,
         )
         standby = env.standby and not self.attached_before
         self.link.send(Hello(role="server", pid=os.getpid(), secret=env.secret,
@@ -210,8 +213,8 @@ class ServerProcess(ChildProcess):
 
     def attach(self, frame: PSync) -> None:
         sessions = self.handler.sync(frame)
-        if frame.more:
-            return  # more sessions follow in the next PSync
+        if frame.more or frame.presync:
+            return  # more sessions follow, or these came ahead of a hand-over
         log.info("attached to portal run %s in mode %s with %d sessions",
                  frame.run_id, frame.mode, len(sessions))
         hook = START_HOOKS.get(frame.mode)
@@ -225,7 +228,7 @@ class ServerProcess(ChildProcess):
         if self.control is not None:
             self.control.send(Ready(info=info))
 
-    async def stop(self, mode: str) -> None:
+    async def stop(self, mode: Mode) -> None:
         if self.stopping:
             return
         self.stopping = True
@@ -238,7 +241,7 @@ class ServerProcess(ChildProcess):
             if hook:
                 handler.run_hooks(hook)
         handler.flush()
-        handler.push_sessions(handler.sessions.values())
+        handler.push_unsynced()  # what changed unseen (a nested server_data change, ...)
         self._send(ServerStopped(mode=mode))
         if self.link is not None:
             self.link.close("server stopped")

@@ -10,12 +10,34 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from ipc.frames import SessionData, sync_data_from
+import msgspec
 
-if TYPE_CHECKING:
-    from server.sessions import ServerSessionHandler
+from ipc.frames import SYNCED_FIELDS, SessionData, load_sync_data_into, sync_data_from
+
+_ENCODER = msgspec.msgpack.Encoder()
+
+# The fields the portal's copy sets wholesale; the two dicts are rebuilt as tracked ones.
+PLAIN_FIELDS = tuple(name for name in SYNCED_FIELDS
+                     if name not in ("protocol_flags", "server_data"))
+
+
+
+class SessionHandler(Protocol):
+    """What a session calls on its handler (`server.sessions.ServerSessionHandler`); named
+    here so that this module does not import the handler that imports it."""
+
+    def disconnect(self, session: ServerSession, reason: str) -> None: ...
+
+    def data_out(self, session: ServerSession, **kwargs: Any) -> None: ...
+
+    def run_input(self, session: ServerSession, cmdname: str, args: list[Any],
+                  kwargs: dict[str, Any]) -> None: ...
+
+    def notify_login(self, session: ServerSession) -> None: ...
+
+    def note_dirty(self, session: ServerSession) -> None: ...
 
 
 class TrackedDict(dict[str, Any]):
@@ -76,19 +98,12 @@ class ServerSession:
         self.cmd_total = 0
         self.protocol_flags: TrackedDict = TrackedDict({}, self.mark_dirty)
         self.server_data: TrackedDict = TrackedDict({}, self.mark_dirty)
-        self.sessionhandler: ServerSessionHandler | None = None
+        self.sessionhandler: SessionHandler | None = None
         self.ndb: dict[str, Any] = {}  # in-memory only; gone after a reload
         self.dirty = False
+        self._synced = b""  # what the portal has of this session, encoded (`is_synced`)
 
     # ------------------------------------------------------------ Evennia's session API
-
-    def init_session(
-        self, protocol_key: str, address: str, sessionhandler: ServerSessionHandler
-    ) -> None:
-        self.protocol_key = protocol_key
-        self.address = address
-        self.sessionhandler = sessionhandler
-        self.conn_time = time.time()
 
     def get_sync_data(self) -> SessionData:
         data = sync_data_from(self)
@@ -107,22 +122,30 @@ class ServerSession:
 
     def load_sync_data(self, data: SessionData) -> None:
         """Take the portal's copy; `protocol_flags` is merged, as Evennia does."""
-        self.sessid = data.sessid
-        self.protocol_key = data.protocol_key
-        self.address = data.address
-        self.csessid = data.csessid
-        self.uid = data.uid
-        self.uname = data.uname
-        self.logged_in = data.logged_in
-        self.conn_time = data.conn_time
-        self.cmd_last = data.cmd_last
-        self.cmd_last_visible = data.cmd_last_visible
-        self.cmd_total = data.cmd_total
+        load_sync_data_into(self, data, PLAIN_FIELDS)
         dict.update(self.protocol_flags, data.protocol_flags)
         self.server_data = TrackedDict(data.server_data, self.mark_dirty)
+        self.note_synced()
+
+    def _sync_state(self) -> bytes:
+        # the fields the game changes; flags changed by the game are tracked (TrackedDict)
+        try:
+            return _ENCODER.encode((self.uid, self.uname, self.logged_in, self.conn_time,
+                                    self.server_data))
+        except (TypeError, msgspec.EncodeError):
+            return b"?"  # not encodable: the push will say why
+
+    def note_synced(self) -> None:
+        """The portal has this session's data as it is now."""
+        self._synced = self._sync_state()
+
+    def is_synced(self) -> bool:
+        """Whether the portal's copy is this session's data (deep: nested changes count)."""
+        return not self.dirty and self._synced == self._sync_state()
 
     def at_sync(self) -> None:
-        """Called after a sync; the game's `at_session_sync` hook runs from the handler."""
+        """Called after the portal's copy was loaded (at every attach); a place for
+        subclasses to rebuild what they derive from synced data."""
 
     def disconnect(self, reason: str = "") -> None:
         if self.sessionhandler is not None:

@@ -28,6 +28,7 @@ from ipc.frames import (
     SessionData,
     SLogin,
     SSync,
+    counts_as_command,
 )
 from server.api import Context, Game, Registry
 from server.session import ServerSession
@@ -84,6 +85,13 @@ class ServerSessionHandler:
             session.load_sync_data(data)
             session.dirty = False
             session.at_sync()
+        for sessid in frame.gone:  # closed after they were sent ahead (their hooks ran)
+            self.sessions.pop(sessid, None)
+        for count in frame.counters:
+            known = self.sessions.get(count.sessid)
+            if known is not None:
+                known.cmd_total, known.cmd_last = count.cmd_total, count.cmd_last
+                known.cmd_last_visible = count.cmd_last_visible
         return list(self.sessions.values())
 
     def connect(self, data: SessionData) -> ServerSession:
@@ -149,8 +157,14 @@ class ServerSessionHandler:
         for session in sessions:
             session.dirty = False
             data.append(session.get_changed_data())
+            session.note_synced()
         if data:
             self._send(SSync(sessions=data))
+
+    def push_unsynced(self) -> None:
+        """Push every session whose data differs from what the portal last saw, however
+        it changed (a list inside `server_data` appended to marks nothing dirty)."""
+        self.push_sessions([s for s in self.sessions.values() if not s.is_synced()])
 
     def notify_login(self, session: ServerSession) -> None:
         assert session.uid is not None and session.uname is not None
@@ -205,7 +219,7 @@ class ServerSessionHandler:
         self.receive_input(queue)
 
     def _finish(self, session: ServerSession, item: InputItem) -> None:
-        if item.cmdname == "text" and item.args != ["idle"]:
+        if counts_as_command(item.cmdname, item.args):
             session.cmd_total += 1
             session.cmd_last = session.cmd_last_visible = time.time()
         self._ack(item.seq)

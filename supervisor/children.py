@@ -13,6 +13,7 @@ from collections import deque
 from typing import Any
 
 from ipc.connection import FrameConnection
+from ipc.frames import ChildRole, Mode
 from supervisor.lifecycle import Event, Lifecycle, LocalProtocolError, State
 from supervisor.logs import LogFile
 from supervisor.policy import RestartPolicy
@@ -25,8 +26,8 @@ class StartError(RuntimeError):
 
 
 class Child:
-    def __init__(self, role: str, proc: asyncio.subprocess.Process, logfile: LogFile,
-                 *, standby: bool = False, mode: str = "start") -> None:
+    def __init__(self, role: ChildRole, proc: asyncio.subprocess.Process, logfile: LogFile,
+                 *, standby: bool = False, mode: Mode = "start") -> None:
         loop = asyncio.get_running_loop()
         self.role = role
         self.proc = proc
@@ -59,7 +60,7 @@ class Child:
 
 
 class Slot:
-    def __init__(self, role: str, policy: RestartPolicy) -> None:
+    def __init__(self, role: ChildRole, policy: RestartPolicy) -> None:
         self.role = role
         self.lifecycle = Lifecycle()
         self.policy = policy

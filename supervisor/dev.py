@@ -11,8 +11,8 @@ This is an ordinary foreground supervisor (same pid file, control socket and log
   compiled, the settings decoded. A file that does not compile is reported with its error
   and nothing is reloaded: the running server keeps going, and the file stays on a
   "broken" list that is checked again with every later batch. Only when nothing is broken
-  does the watcher ask for a reload, as `run.py reload` does, over the control socket, so
-  it queues behind any other command. The reload path refuses a new server that fails to
+  does the watcher enqueue a reload on the supervisor's command queue, as `run.py reload`
+  does, so it queues behind any other command. The reload path refuses a new server that fails to
   import, so a change that compiles but breaks at import also leaves the old one running.
 """
 
@@ -31,7 +31,6 @@ import watchfiles
 
 from ipc.frames import Command
 from ipc.settings import RUNTIME_DIR, SETTINGS_FILE, SettingsError, load_settings
-from supervisor.cli import CliError, request
 from supervisor.daemon import run_supervisor
 from supervisor.logs import log_into, stamp
 from supervisor.main import Supervisor
@@ -133,11 +132,12 @@ class DevReloader:
         await self.reload()
 
     async def reload(self) -> None:
+        answer = self.supervisor.control.submit(Command(name="reload"))
         try:
-            reply = await request(self.supervisor.paths, Command(name="reload"),
-                                self.reload_timeout, lambda line: None)
-        except CliError as exc:
-            self.terminal.note(f"reload failed: {exc}", ok=False)
+            reply = await asyncio.wait_for(answer, self.reload_timeout)
+        except TimeoutError:
+            self.terminal.note(f"reload failed: no answer within {self.reload_timeout:.0f}s",
+                               ok=False)
             return
         if reply.ok:
             self.terminal.note(f"reloaded: {reply.message}")

@@ -11,8 +11,9 @@ driven by events:
   back-off, or give up at the crash-loop limit;
 - a child that sends no heartbeat from its event loop for `hang_timeout` gets a stack dump
   (SIGUSR1, faulthandler) and then SIGKILL, and is restarted like a crash;
-- CLI commands and in-game admin requests go through one queue, one at a time, so two
-  reloads never overlap and none is rejected; `status` is answered at once;
+- CLI commands, signals and in-game admin requests go through one queue, one at a time
+  (`supervisor.control`, which speaks the control protocol), so two reloads never
+  overlap and none is rejected; `status` is answered at once;
 - a reload starts a standby server beside the running one and only asks the portal to hand
   over once the standby is ready; a standby that fails changes nothing.
 """
@@ -33,24 +34,16 @@ from typing import Any
 import psutil
 
 from ipc.child import ChildEnv
-from ipc.connection import FrameConnection, check_hello
+from ipc.connection import FrameConnection
 from ipc.frames import (
     Announce,
-    ChildStatus,
+    ChildRole,
     Command,
-    ControlFrame,
     Handover,
-    HandoverResult,
-    Heartbeat,
-    Hello,
-    PortalRequest,
-    Progress,
-    Ready,
+    Mode,
     Reply,
     ServerLost,
     Shutdown,
-    StartFailed,
-    Welcome,
 )
 from ipc.marker import marker_path, read_marker
 from ipc.settings import (
@@ -63,6 +56,7 @@ from ipc.settings import (
 )
 from supervisor import notify, pidfile
 from supervisor.children import Child, Slot, StartError
+from supervisor.control import ControlProtocol
 from supervisor.healthwatch import HealthWatch, decide
 from supervisor.lifecycle import Event, State
 from supervisor.listeners import ListenError, Listeners
@@ -82,7 +76,6 @@ log = logging.getLogger("supervisor")
 
 GOODBYE = "The game is shutting down. Goodbye!"
 REBOOTING = "The game is rebooting; please reconnect in a few seconds."
-QUEUED_COMMANDS = ("stop", "reload", "reset", "reboot")
 
 
 class AlreadyRunning(RuntimeError):
@@ -112,13 +105,10 @@ class Supervisor:
         self.health = HealthWatch(sup.health)
         self.health.watch(os.getpid(), "supervisor")
         self.health_action_at: dict[str, float] = {}
-        self.queue: asyncio.Queue[tuple[Command, FrameConnection | None]] = asyncio.Queue()
+        self.control = ControlProtocol(self, sup.heartbeat_interval)
         self.stopping = False
-        self.finished = asyncio.Event()
+        self.finished = self.control.finished
         self.up = asyncio.Event()
-        self.handover: asyncio.Future[tuple[bool, str]] | None = None
-        # `status` callers waiting for the portal's figures (all answered by one reply)
-        self.status_waiters: list[asyncio.Future[dict[str, Any]]] = []
         self.record: pidfile.PidRecord | None = None
         # the runtime folder's lock; only its holder may create or remove runtime files
         self.claim: int | None = None
@@ -140,7 +130,7 @@ class Supervisor:
             raise
         self.up.set()
         notify.ready()
-        self.spawn_task(self.command_worker())
+        self.spawn_task(self.control.worker())
         self.spawn_task(self.watchdog())
         self.spawn_task(self.health_loop())
         try:
@@ -176,11 +166,11 @@ class Supervisor:
         self.open_listeners()
         loop = asyncio.get_running_loop()
         self.control_server = await loop.create_unix_server(
-            self.control_connection, str(paths.control_socket))
+            self.control.connection, str(paths.control_socket))
         paths.control_socket.chmod(0o600)
         for sig, action in ((signal.SIGTERM, "stop"), (signal.SIGINT, "stop"),
                             (signal.SIGHUP, "reload"), (signal.SIGUSR1, "reopen_logs")):
-            loop.add_signal_handler(sig, self.enqueue, Command(name=action), None)
+            loop.add_signal_handler(sig, self.enqueue, Command(name=action))
         self.progress(f"supervisor {os.getpid()} running; runtime folder {paths.state}")
 
     def open_listeners(self) -> None:
@@ -231,7 +221,8 @@ class Supervisor:
 
     # ------------------------------------------------------------ children
 
-    async def spawn(self, role: str, *, mode: str = "start", standby: bool = False) -> Child:
+    async def spawn(self, role: ChildRole, *, mode: Mode = "start",
+                    standby: bool = False) -> Child:
         env = ChildEnv(
             game_dir=self.game_dir, secret=self.secret,
             control_socket=self.paths.control_socket, portal_socket=self.paths.portal_socket,
@@ -393,130 +384,31 @@ class Supervisor:
             return
         signal_group(child.pid, signal.SIGKILL)
 
-    # ------------------------------------------------------------ control socket
+    # ------------------------------------------------------------ for the control protocol
 
-    def control_connection(self) -> FrameConnection:
-        return FrameConnection(ControlFrame, self.on_control_frame, self.on_control_closed,
-                               name="supervisor-control",
-                               heartbeat=self.settings.supervisor.heartbeat_interval)
+    def child_ready(self, child: Child, info: dict[str, Any], conn: FrameConnection) -> None:
+        child.info.update(info)
+        if not child.ready.done():
+            child.ready.set_result(info)
+            conn.set_heartbeat_timeout(self.settings.supervisor.hang_timeout)
+            slot = self.slots[child.role]
+            if slot.child is child:
+                slot.event(Event.READY)
+                slot.policy.on_ready(time.monotonic())
 
-    def on_control_frame(self, conn: FrameConnection, frame: Any) -> None:
-        role = conn.state.get("role")
-        if role is None:
-            self.greet(conn, frame)
-        elif role == "cli":
-            self.cli_frame(conn, frame)
-        else:
-            self.child_frame(conn, frame)
+    def child_hangs(self, child: Child) -> None:
+        self.spawn_task(self.hang_detected(child))
 
-    def greet(self, conn: FrameConnection, frame: Any) -> None:
-        reason = "first frame is not a hello"
-        child = None
-        if isinstance(frame, Hello):
-            if frame.role == "cli":
-                reason = check_hello(frame, secret="", roles=("cli",)) or ""
-            else:
-                reason = check_hello(frame, secret=self.secret, roles=("portal", "server")) or ""
-                child = self.children.get(frame.pid)
-                if not reason and (child is None or child.role != frame.role):
-                    reason = f"pid {frame.pid} is not a {frame.role} this supervisor started"
-        if reason:
-            conn.refuse(reason)
-            return
-        assert isinstance(frame, Hello)
-        conn.state.update(role=frame.role, pid=frame.pid)
-        conn.trusted = True
-        if child is not None:
-            child.conn = conn
-        conn.send(Welcome())
+    def command_done(self, command: Command, reply: Reply, took: float) -> None:
+        """A command nobody waits on ran (a signal, a health limit, an admin in the game)."""
+        if command.args.get("sessid"):
+            self.tell_requester(command.args["sessid"], reply, took)
 
-    def child_frame(self, conn: FrameConnection, frame: Any) -> None:
-        child = self.children.get(conn.state["pid"])
-        if child is None:
-            return
-        match frame:
-            case Heartbeat():
-                pass
-            case Ready(info=info):
-                child.info.update(info)
-                if not child.ready.done():
-                    child.ready.set_result(info)
-                    conn.set_heartbeat_timeout(self.settings.supervisor.hang_timeout)
-                    slot = self.slots[child.role]
-                    if slot.child is child:
-                        slot.event(Event.READY)
-                        slot.policy.on_ready(time.monotonic())
-            case StartFailed(message=message):
-                child.failure = message
-            case HandoverResult(ok=ok, message=message):
-                if self.handover is not None and not self.handover.done():
-                    self.handover.set_result((ok, message))
-            case ChildStatus(info=info):
-                waiters, self.status_waiters = self.status_waiters, []
-                for waiter in waiters:
-                    if not waiter.done():
-                        waiter.set_result(info)
-            case PortalRequest(action=action, sessid=sessid):
-                self.enqueue(Command(name=action, args={"sessid": sessid}), None)
-            case _:
-                log.warning("unexpected %s from %s", type(frame).__name__, child.role)
-
-    def on_control_closed(self, conn: FrameConnection, reason: str) -> None:
-        child = self.children.get(conn.state.get("pid", 0))
-        if child is None or conn.state.get("role") == "cli":
-            return
-        if reason.startswith("no frame from peer"):
-            self.spawn_task(self.hang_detected(child))
+    def enqueue(self, command: Command) -> None:
+        """Queue a command nobody waits for (signals, health limits)."""
+        self.control.enqueue(command, None)
 
     # ------------------------------------------------------------ commands
-
-    def cli_frame(self, conn: FrameConnection, frame: Any) -> None:
-        match frame:
-            case Command(name="status"):
-                self.spawn_task(self.reply_status(conn))
-            case Command(name="reopen_logs"):
-                self.reopen_logs()
-                conn.send(Reply(ok=True, message="log files reopened"))
-            case Command(name=name) if name in QUEUED_COMMANDS:
-                self.enqueue(frame, conn)
-            case Command(name=name):
-                conn.send(Reply(ok=False, message=f"unknown command {name!r}"))
-            case Heartbeat():
-                pass
-            case _:
-                conn.send(Reply(ok=False, message=f"unexpected {type(frame).__name__}"))
-
-    def enqueue(self, command: Command, conn: FrameConnection | None) -> None:
-        if command.name == "reopen_logs":
-            self.reopen_logs()
-            return
-        if conn is not None and self.queue.qsize():
-            conn.send(Progress(message=f"queued behind {self.queue.qsize()} command(s)"))
-        self.queue.put_nowait((command, conn))
-
-    async def command_worker(self) -> None:
-        while True:
-            command, conn = await self.queue.get()
-
-            def report(line: str, conn: FrameConnection | None = conn) -> None:
-                log.info("%s", line)
-                if conn is not None:
-                    conn.send(Progress(message=line))
-
-            began = time.monotonic()
-            try:
-                reply = await self.run_command(command.name, report)
-            except Exception as exc:
-                log.exception("command %s failed", command.name)
-                reply = Reply(ok=False, message=f"{command.name} failed: {exc}")
-            log.info("%s: %s", command.name, reply.message.splitlines()[0] if reply.message else "")
-            if conn is not None:
-                conn.send(reply)
-            elif command.args.get("sessid"):
-                self.tell_requester(command.args["sessid"], reply, time.monotonic() - began)
-            if command.name in ("stop", "shutdown") and reply.ok:
-                self.finished.set()
-                return
 
     def tell_requester(self, sessid: int, reply: Reply, took: float) -> None:
         """The in-game admin who asked hears the whole outcome; nobody else hears anything.
@@ -531,9 +423,10 @@ class Supervisor:
             text = f"|r{first}|n" + (f"\n{rest}" if rest else "")
         self.tell_portal(Announce(text=text, sessid=sessid))
 
-    async def run_command(self, name: str, report: Callable[[str], None]) -> Reply:
+    async def run_command(self, command: Command, report: Callable[[str], None]) -> Reply:
+        name = command.name
         if name in ("reload", "reset"):
-            return await self.reload(name, report)
+            return await self.reload("reload" if name == "reload" else "reset", report)
         if name == "reboot":
             return await self.reboot(report)
         if name in ("stop", "shutdown"):
@@ -552,7 +445,7 @@ class Supervisor:
             logfile.resize(sup.log_max_bytes, sup.log_backups)
         self.health.configure(sup.health)
 
-    async def reload(self, mode: str, report: Callable[[str], None]) -> Reply:
+    async def reload(self, mode: Mode, report: Callable[[str], None]) -> Reply:
         """Hand over to a fresh server; apply edited settings, naming what needs `reboot`."""
         sup = self.settings.supervisor
         portal = self.slots["portal"].child
@@ -580,14 +473,14 @@ class Supervisor:
         if old is not None and old.alive:
             old.stop_requested = True
         loop = asyncio.get_running_loop()
-        self.handover = loop.create_future()
+        self.control.handover = handover = loop.create_future()
         self.tell_portal(Handover(mode=mode, standby_pid=standby.pid))
         try:
-            ok, message = await asyncio.wait_for(self.handover, sup.reload_timeout)
+            ok, message = await asyncio.wait_for(handover, sup.reload_timeout)
         except TimeoutError:
             ok, message = False, f"the portal did not finish the hand-over in {sup.reload_timeout}s"
         finally:
-            self.handover = None
+            self.control.handover = None
         if not ok:
             await self.kill(standby)
             if old is not None and old.alive:
@@ -668,7 +561,7 @@ class Supervisor:
         if self.control_server is not None:
             self.control_server.close()
         self.control_server = await asyncio.get_running_loop().create_unix_server(
-            self.control_connection, str(self.paths.control_socket))
+            self.control.connection, str(self.paths.control_socket))
         self.paths.control_socket.chmod(0o600)
         log.warning("control socket %s was missing; listening on it again",
                     self.paths.control_socket)
@@ -713,25 +606,22 @@ class Supervisor:
         if action == "recycle":
             log.warning("server %d: %s; recycling it through a reload (players stay connected)",
                         child.pid, reason)
-            self.enqueue(Command(name="reload"), None)
+            self.enqueue(Command(name="reload"))
         else:
             log.error("portal %d: %s; rebooting (players are disconnected)", child.pid, reason)
-            self.enqueue(Command(name="reboot"), None)
+            self.enqueue(Command(name="reboot"))
 
     # ------------------------------------------------------------ status
-
-    async def reply_status(self, conn: FrameConnection) -> None:
-        conn.send(Reply(ok=True, data=await self.status()))
 
     async def status(self) -> dict[str, Any]:
         portal_info: dict[str, Any] = {}
         waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self.status_waiters.append(waiter)
+        self.control.status_waiters.append(waiter)
         if self.tell_portal(Command(name="status")):
             with contextlib.suppress(TimeoutError):
                 portal_info = await asyncio.wait_for(waiter, 2.0)
-        if waiter in self.status_waiters:
-            self.status_waiters.remove(waiter)
+        if waiter in self.control.status_waiters:
+            self.control.status_waiters.remove(waiter)
         data: dict[str, Any] = {
             "game_dir": str(self.game_dir),
             "supervisor": {"pid": os.getpid(), "state": "stopping" if self.stopping else "running",

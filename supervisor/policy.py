@@ -1,4 +1,5 @@
-"""Restart, back-off, crash-loop and heartbeat decisions, pure over ``now``.
+"""Restart, back-off and crash-loop decisions, pure over ``now`` (a missed heartbeat is
+seen by `ipc.connection`'s timeout and classified here as a hang).
 
 Nothing here reads a clock, sleeps or touches a process: the supervisor passes
 the (monotonic) time in and carries out the `Decision` it gets back. Tests
@@ -39,7 +40,6 @@ __all__ = [
     "Action",
     "Decision",
     "ExitKind",
-    "HeartbeatMonitor",
     "RestartPolicy",
     "RestartSettings",
     "backoff_delay",
@@ -176,44 +176,3 @@ class RestartPolicy:
     def _give_up_decision(self) -> Decision:
         reason = f"crash loop: {self.failures} consecutive failures, giving up"
         return Decision(action="give_up", delay=0.0, failures=self.failures, reason=reason)
-
-
-class HeartbeatMonitor:
-    """Whether a child's heartbeats stopped arriving.
-
-    The monitor is disarmed until the first `beat` (call it at the ready
-    handshake so a child that hangs right after it is caught). The child
-    should beat every `interval` seconds, half the timeout, so one late beat
-    does not race the check (gunicorn's reasoning, benoitc/gunicorn#1886).
-    A timeout of 0 turns the monitor off.
-    """
-
-    def __init__(self, timeout: float) -> None:
-        if timeout < 0:
-            raise ValueError("timeout must not be negative")
-        self.timeout = timeout
-        self.last_beat: float | None = None
-
-    @property
-    def interval(self) -> float:
-        """How often the child should beat."""
-        return self.timeout / 2
-
-    def beat(self, now: float) -> None:
-        """A heartbeat arrived at ``now``."""
-        self.last_beat = now
-
-    def disarm(self) -> None:
-        """Stop watching (the child is stopping or gone)."""
-        self.last_beat = None
-
-    def deadline(self) -> float | None:
-        """When the child becomes overdue, or None while disarmed or off."""
-        if self.last_beat is None or not self.timeout:
-            return None
-        return self.last_beat + self.timeout
-
-    def overdue(self, now: float) -> bool:
-        """Whether the last beat is more than ``timeout`` seconds old at ``now``."""
-        deadline = self.deadline()
-        return deadline is not None and now > deadline

@@ -1,4 +1,5 @@
-"""The only module that starts and signals processes."""
+"""Starting and signalling the supervisor's children (the daemon itself is started by
+`supervisor.cli`, which detaches it; nothing else starts a process)."""
 
 from __future__ import annotations
 

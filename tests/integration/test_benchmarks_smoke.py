@@ -1,4 +1,6 @@
-"""Every benchmark still runs end to end (tiny sizes, figures unchecked), so none rots."""
+"""Every benchmark still runs end to end (tiny sizes), so none rots, and its exit status
+follows the checks it prints: correctness checks (nothing lost, duplicated or unanswered)
+must pass; targets are reported, not enforced, at these sizes on a shared machine."""
 
 from __future__ import annotations
 
@@ -26,8 +28,23 @@ SMOKE = {
 @pytest.mark.parametrize("name", sorted(SMOKE))
 def test_benchmark_runs(name: str, tmp_path: Path) -> None:
     env = {**os.environ, "HEARTH_BENCH_RESULTS": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-m", f"benchmarks.{name}", *SMOKE[name]],
+    result = subprocess.run([sys.executable, "-m", f"benchmarks.{name}", *SMOKE[name],
+                             "--targets", "report"],
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=90)
     assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     assert "JSON:" in result.stdout
+    checks = result.stdout.split("\nchecks\n", 1)
+    assert len(checks) == 2, f"no checks printed:\n{result.stdout[-3000:]}"
+    assert "FAILED" not in checks[1] and "all checks passed" in checks[1]
+    assert " correctness " in checks[1]
     assert list(tmp_path.glob(f"{name}*-latest.json"))
+
+
+def test_a_failed_check_fails_the_benchmark(tmp_path: Path) -> None:
+    """A target the run cannot meet (a longest wait of 0 ms), enforced: exit status 1."""
+    env = {**os.environ, "HEARTH_BENCH_RESULTS": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "benchmarks.reload", *SMOKE["reload"],
+                             "--gap-target-ms", "-1", "--targets", "enforce"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=90)
+    assert result.returncode == 1, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert "FAILED checks: reload: longest wait <= -1 ms" in result.stdout

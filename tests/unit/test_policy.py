@@ -7,7 +7,6 @@ import pytest
 from supervisor.policy import (
     Decision,
     ExitKind,
-    HeartbeatMonitor,
     RestartPolicy,
     RestartSettings,
     backoff_delay,
@@ -175,38 +174,3 @@ def test_ready_is_forgotten_at_exit() -> None:
     policy.on_exit(ExitKind.CRASH, clock.advance(1.0))
     # The next run never became ready: its long life is not a stable run.
     assert policy.on_exit(ExitKind.STARTUP_FAILURE, clock.advance(100.0)).failures == 2
-
-
-# --- heartbeats
-
-
-def test_heartbeat_disarmed_until_first_beat() -> None:
-    monitor = HeartbeatMonitor(timeout=10.0)
-    assert monitor.deadline() is None
-    assert not monitor.overdue(1e9)
-
-
-def test_heartbeat_overdue_only_after_the_timeout() -> None:
-    clock, monitor = FakeClock(), HeartbeatMonitor(timeout=10.0)
-    monitor.beat(clock.now)
-    assert monitor.deadline() == clock.now + 10.0
-    assert not monitor.overdue(clock.advance(10.0))
-    assert monitor.overdue(clock.advance(0.001))
-    monitor.beat(clock.now)
-    assert not monitor.overdue(clock.advance(5.0))
-
-
-def test_heartbeat_interval_is_half_the_timeout() -> None:
-    assert HeartbeatMonitor(timeout=10.0).interval == 5.0
-
-
-def test_heartbeat_disarm_and_off() -> None:
-    monitor = HeartbeatMonitor(timeout=10.0)
-    monitor.beat(0.0)
-    monitor.disarm()
-    assert not monitor.overdue(100.0)
-    off = HeartbeatMonitor(timeout=0.0)
-    off.beat(0.0)
-    assert not off.overdue(100.0)
-    with pytest.raises(ValueError):
-        HeartbeatMonitor(timeout=-1.0)
