@@ -30,7 +30,7 @@ import psutil
 import uvloop
 
 from benchmarks.client import REPO, GameRunner, PingClient, percentile
-from benchmarks.report import table, temp_dir, write_json
+from benchmarks.report import Checks, add_targets_option, table, temp_dir, write_json
 
 IAC, DONT, DO, SB, SE, NOP = 255, 254, 253, 250, 240, 241
 SGA, MCCP2, GMCP = 3, 86, 201
@@ -249,15 +249,19 @@ def summarise(row: dict[str, Any], idle: list[float] | None) -> dict[str, Any]:
     return out
 
 
-def failures(data: dict[str, Any], max_ratio: float) -> list[str]:
-    found = [f"{role} restarted or fatal" for role in data["restarted"]]
-    if not data["witness_connected"]:
-        found.append("the witness was disconnected")
+def checks(data: dict[str, Any], max_ratio: float) -> Checks:
+    """Correctness: no process replaced, the witness connected and answered throughout.
+    Target: each pattern's p99 under `max_ratio` times the idle p99."""
+    found = Checks()
+    found.correct("portal and server kept running", not data["restarted"],
+                  ", ".join(data["restarted"]) or "yes")
+    found.correct("witness stayed connected", data["witness_connected"])
     for row in data["rows"]:
-        if row.get("failure"):
-            found.append(f"{row['pattern']}: {row['failure']}")
-        elif max_ratio and row["ratio"] >= max_ratio:
-            found.append(f"{row['pattern']}: p99 {row['ratio']:.1f}x idle (limit {max_ratio}x)")
+        found.correct(f"{row['pattern']}: witness answered", not row.get("failure"),
+                      row.get("failure") or "yes")
+        if max_ratio and not row.get("failure"):
+            found.target(f"{row['pattern']}: p99 < {max_ratio:g}x idle",
+                         row["ratio"] < max_ratio, f"{row['ratio']:.2f}x")
     return found
 
 
@@ -289,6 +293,7 @@ def main() -> None:
                         help="fail when a pattern's p99 reaches this multiple of idle (0: off)")
     parser.add_argument("--attack", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    add_targets_option(parser)
     args = parser.parse_args()
     if args.attack:
         print(uvloop.run(attack(args.attack, args.port, args.duration)))
@@ -300,10 +305,7 @@ def main() -> None:
     print(f"\nJSON: {path}")
     if data["leftovers"]:
         print(f"killed leftover processes: {data['leftovers']}")
-    problems = failures(data, args.max_ratio)
-    if problems:
-        print("FAILED: " + "; ".join(problems))
-        sys.exit(1)
+    checks(data, args.max_ratio).finish(args.targets)
 
 
 if __name__ == "__main__":
