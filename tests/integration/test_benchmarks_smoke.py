@@ -18,6 +18,7 @@ SMOKE = {
     "latency": ["--clients", "1,3", "--duration", "0.3", "--warmup", "0.1", "--storm", "3"],
     "capacity": ["--sessions", "20"],
     "startup": ["--repeats", "1", "--no-cached"],
+    "hostile": ["--duration", "0.5", "--patterns", "toggles,newlines,gmcp_poison,conn_flood"],
     "reload": ["--clients", "3", "--warmup", "0.2", "--quiet", "0.2", "--settle", "0.2",
                "--hang-timeout", "2"],
 }
