@@ -11,8 +11,17 @@ dropped, inputs lost and duplicated (counted after a final drain, for the inputs
 the window), the longest gap between two answers any client saw, and how long the trigger
 took. The `hang` input itself is dropped by the portal with a message: expected, not a loss.
 
+Issue 13 adds the portal's events (`--events portal` runs only these, with 1,000 clients
+by default): `run.py reload-portal` (the clients' telnet connections move to a new portal:
+none may drop, no input be lost or answered twice, the longest gap should stay within
+200 ms), then, after the final drain, a `kill -9` of the portal while new connections are
+opened every 20 ms: none may be refused (the supervisor holds the listening socket), and
+each must reach the connection screen from the restarted portal. The load clients of the
+killed portal are dropped by design then; that is not counted against any event.
+
     python -m benchmarks.reload --clients 100
     python -m benchmarks.reload --clients 1000
+    python -m benchmarks.reload --events portal            # 1,000 clients
 """
 
 from __future__ import annotations
@@ -129,6 +138,11 @@ class Bench:
         said = "SyntaxError" in out
         return code != 0 and said, f"exit {code}, traceback shown: {said}"
 
+    async def trigger_reload_portal(self) -> tuple[bool, str]:
+        code, out, _ = await acli(self.game, "reload-portal", timeout=180)
+        last = out.strip().splitlines()[-1] if out.strip() else ""
+        return code == 0, f"exit {code}: {last}"
+
     async def trigger_hang(self) -> tuple[bool, str]:
         hanger = self.clients[0]
         dropped = asyncio.ensure_future(hanger.expect(HANG_DROPPED, timeout=120))
@@ -192,16 +206,42 @@ class Bench:
         try:
             await asyncio.sleep(args.warmup)
             await self.event("none (control)", self.trigger_none, None)
-            await self.event("reload", self.trigger_reload, True)
-            await self.event("kill -9 server", self.trigger_kill, True)
-            await self.event("broken reload", self.trigger_broken, False)
-            await self.event("hang (timeout 5 s)", self.trigger_hang, True)
+            if args.events in ("all", "server"):
+                await self.event("reload", self.trigger_reload, True)
+                await self.event("kill -9 server", self.trigger_kill, True)
+                await self.event("broken reload", self.trigger_broken, False)
+                await self.event("hang (timeout 5 s)", self.trigger_hang, True)
+            if args.events in ("all", "portal"):
+                await self.event("reload-portal", self.trigger_reload_portal, False)
         finally:
             load.stopped.set()
             await loader
         ran = time.monotonic() - start
         drained = await self.drain()
-        return self.summarise(how, ran, drained, load)
+        data = self.summarise(how, ran, drained, load)
+        if args.events in ("all", "portal"):
+            data["portal_kill"] = await self.portal_kill(port)
+        return data
+
+    async def portal_kill(self, port: int) -> dict[str, Any]:
+        """`kill -9` the portal while opening a connection every 20 ms (for 3 s at most,
+        until the restarted portal answered one): count the refused ones."""
+        _, out, _ = await acli(self.game, "status", "--json", timeout=30)
+        import json
+
+        pid = int(json.loads(out)["portal"]["pid"])
+        probes: list[asyncio.Task[str]] = []
+        killed_at = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        while time.monotonic() - killed_at < self.args.probe_seconds:
+            probes.append(asyncio.ensure_future(probe(port, self.args.recover_max)))
+            await asyncio.sleep(0.02)
+        outcomes = await asyncio.gather(*probes)
+        counted = {k: outcomes.count(k) for k in ("screen", "refused", "dropped", "timeout")}
+        print(f"  kill -9 portal {pid}: {len(outcomes)} connections opened: {counted}",
+              flush=True)
+        self.game.remember_pids()
+        return {"pid": pid, "opened": len(outcomes), **counted}
 
     async def drain(self) -> bool:
         deadline = time.monotonic() + self.args.drain_max
@@ -260,6 +300,33 @@ class Bench:
         return self.game.cleanup()
 
 
+async def probe(port: int, timeout: float) -> str:
+    """One connection: "screen" (reached the connection screen), "refused", "dropped" or
+    "timeout"."""
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", port), timeout)
+    except ConnectionRefusedError:
+        return "refused"
+    except (TimeoutError, OSError):
+        return "timeout"
+    seen = b""
+    try:
+        async with asyncio.timeout(timeout):
+            while b"connect <username>" not in seen:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    return "dropped"
+                seen += chunk
+        return "screen"
+    except TimeoutError:
+        return "timeout"
+    except OSError:
+        return "dropped"
+    finally:
+        writer.close()
+
+
 def report(data: dict[str, Any]) -> None:
     rows = [[r["event"], r["dropped"], r["lost"], r["duplicated"], r["longest_gap_s"] * 1000,
              r["trigger_s"], r["all_answered_again_s"], r["inputs_in_window"],
@@ -273,11 +340,24 @@ def report(data: dict[str, Any]) -> None:
           f"{t['duplicated']} duplicated, {t['out_of_order']} out of order; "
           f"{t['answers_per_s']:,.0f} answers/s of {t['offered_per_s']:,.0f}/s offered "
           f"(drained: {t['drained']})")
+    kill = data.get("portal_kill")
+    if kill:
+        print(f"kill -9 portal: {kill['opened']} connections opened during it; "
+              f"{kill['refused']} refused, {kill['dropped']} dropped, {kill['timeout']} timed "
+              f"out, {kill['screen']} reached the connection screen")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--clients", type=int, default=None,
+                        help="default 100, or 1,000 with --events portal")
+    parser.add_argument("--events", choices=["all", "server", "portal"], default="all",
+                        help="server: reload, kill, broken reload, hang; portal: "
+                             "reload-portal and a portal kill -9")
+    parser.add_argument("--probe-seconds", type=float, default=3.0,
+                        help="how long connections are opened during the portal kill -9")
+    parser.add_argument("--portal-gap-target-ms", type=float, default=200.0,
+                        help="target: the longest wait any player sees during reload-portal")
     parser.add_argument("--interval", type=float, default=0.01, help="seconds between inputs")
     parser.add_argument("--window", type=int, default=100,
                         help="a client with this many unanswered inputs waits")
@@ -296,6 +376,8 @@ def main() -> None:
                         help="target: the longest wait any player sees during the reload")
     add_targets_option(parser)
     args = parser.parse_args()
+    if args.clients is None:
+        args.clients = 1000 if args.events == "portal" else 100
     bench = Bench(args)
     try:
         data = uvloop.run(bench.run())
@@ -307,12 +389,13 @@ def main() -> None:
     print(f"\nJSON: {path}")
     if leftovers:
         print(f"killed leftover processes: {leftovers}")
-    found = checks(data, args.gap_target_ms)
+    found = checks(data, args.gap_target_ms, args.portal_gap_target_ms)
     found.correct("no process left behind", not leftovers, len(leftovers))
     found.finish(args.targets)
 
 
-def checks(data: dict[str, Any], gap_target_ms: float) -> Checks:
+def checks(data: dict[str, Any], gap_target_ms: float,
+           portal_gap_target_ms: float = 200.0) -> Checks:
     out = Checks()
     for r in data["events"]:
         event = r["event"]
@@ -323,6 +406,18 @@ def checks(data: dict[str, Any], gap_target_ms: float) -> Checks:
             gap = r["longest_gap_s"] * 1000
             out.target(f"reload: longest wait <= {gap_target_ms:.0f} ms", gap <= gap_target_ms,
                        f"{gap:.0f} ms")
+        if event == "reload-portal":
+            gap = r["longest_gap_s"] * 1000
+            out.target(f"reload-portal: longest wait <= {portal_gap_target_ms:.0f} ms",
+                       gap <= portal_gap_target_ms, f"{gap:.0f} ms")
+            out.correct("reload-portal: nobody told anything", r["clients_with_notices"] == 0,
+                        r["clients_with_notices"])
+    kill = data.get("portal_kill")
+    if kill:
+        out.correct("kill -9 portal: connections refused", kill["refused"] == 0,
+                    kill["refused"])
+        out.correct("kill -9 portal: every connection reached the screen",
+                    kill["screen"] == kill["opened"], f"{kill['screen']}/{kill['opened']}")
     t = data["totals"]
     out.correct("every input answered after the drain", t["drained"], t["drained"])
     for key in ("lost", "duplicated", "out_of_order"):

@@ -42,6 +42,9 @@ class ChildEnv(msgspec.Struct, frozen=True, kw_only=True):
     standby: bool = False
     # portal: protocol key -> inherited listening descriptor (held by the supervisor)
     listeners: dict[str, int] = msgspec.field(default_factory=dict)
+    # portal: taking over from a running portal, whose connections arrive on this socket
+    # (empty: a normal start). It binds portal.sock only once the old one let go.
+    takeover: str = ""
 
     def to_environ(self) -> dict[str, str]:
         return {"HEARTH_CHILD": msgspec.json.encode(self, enc_hook=str).decode()}

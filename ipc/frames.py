@@ -304,6 +304,13 @@ class HandoverResult(Frame, frozen=True):
     message: str = ""
 
 
+class PortalMove(Frame, frozen=True):
+    """supervisor -> old portal: a new portal is ready on the hand-over socket `path`; move
+    every connection to it (portal.handover_frames). The answer is `HandoverResult`."""
+
+    path: str
+
+
 class ServerLost(Frame, frozen=True):
     """supervisor -> portal: the server process ended; `reason` is "crash", "hang" or "fatal".
 
@@ -353,6 +360,7 @@ ControlFrame = (
     | ChildStatus
     | Handover
     | HandoverResult
+    | PortalMove
     | ServerLost
     | PortalRequest
     | Shutdown

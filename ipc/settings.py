@@ -171,8 +171,8 @@ class HealthSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """`[supervisor.health]`: resource limits sampled with psutil; 0 turns a limit off.
 
     A server over a limit is recycled through the reload path (players stay connected).
-    A portal over its limit is only reported, unless `portal_restart` is set, because
-    restarting the portal disconnects every player.
+    A portal over its limit is only reported, unless `portal_restart` is set: then it is
+    replaced through `reload-portal` (plain telnet players stay, TLS players reconnect).
     """
 
     interval: float = 2.0  # seconds between samples; 0 turns the health watch off
@@ -183,7 +183,7 @@ class HealthSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     portal_max_open_files: int = 0
     cpu_samples: int = 5  # consecutive samples over the CPU limit before it counts
     recycle_cooldown: float = 60.0  # at most one health recycle of the server this often
-    portal_restart: bool = False  # reboot (drops players) when the portal passes a limit
+    portal_restart: bool = False  # reload-portal when the portal passes a limit
 
     def __post_init__(self) -> None:
         numbers = ("interval", "server_max_rss_mb", "server_max_cpu_percent",

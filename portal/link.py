@@ -268,6 +268,10 @@ class Link:
         self._next_seq = 1
         self._pump_wanted = False
         self._effects: list[Effect] = []
+        # portal hand-over: `frozen` sends no input (the old portal drains in-flight input);
+        # `quiet` tells nobody "restarting" while the new portal waits for the server
+        self.frozen = False
+        self.quiet = False
 
     # ------------------------------------------------------------ plumbing
 
@@ -355,7 +359,7 @@ class Link:
         """Send pending input to the attached server, within the in-flight window."""
         self._pump_wanted = False
         if self.state is not LinkState.ATTACHED or self.server is None \
-                or not self.server.writable:
+                or not self.server.writable or self.frozen:
             return []
         room = self.settings.inflight_window - len(self.inflight)
         batch: list[InputItem] = []
@@ -386,7 +390,7 @@ class Link:
         self._send(PConn(session=self._snapshot(sessid)))
 
     def _tell_waiting(self, sessid: int, peer: Peer) -> None:
-        if not peer.told_waiting:
+        if not peer.told_waiting and not self.quiet:
             peer.told_waiting = True
             self._emit(Tell(sessid, MSG_RESTARTING))
 
@@ -467,6 +471,7 @@ class Link:
 
     def _attached(self) -> None:
         was = self._step(LinkEvent.SYNC_DONE)
+        self.quiet = False
         self.next_mode = "crash"
         for sessid, peer in self.peers.items():
             if not peer.announced:
@@ -641,6 +646,62 @@ class Link:
         alive = [item for item in self.inflight.values() if item.sessid in self.peers]
         self.pending.extendleft(reversed(alive))
         self.inflight = {}
+
+    # ------------------------------------------------------------ portal hand-over
+
+    def freeze(self, frozen: bool) -> list[Effect]:
+        """Old portal: stop (True) or resume (False) sending input to the server; in-flight
+        input is still acknowledged, so `inflight` drains."""
+        self.frozen = frozen
+        if not frozen and self.pending and self.state is LinkState.ATTACHED:
+            self._want_pump()
+        return self._take()
+
+    def moved(self, sessids: set[int]) -> None:
+        """Old portal: these sessions went to the new portal. Forget them and their held
+        input without telling the server (they stay there). One pass over `pending`."""
+        for sessid in sessids:
+            peer = self.peers.pop(sessid, None)
+            if peer is not None:  # (nothing of it is in flight: the link was drained)
+                self.held_total -= peer.held
+        self.pending = deque(i for i in self.pending if i.sessid not in sessids)
+
+    def held_input(self) -> dict[int, list[InputItem]]:
+        """Every session's held input, in order (one pass; nothing changes)."""
+        held: dict[int, list[InputItem]] = {}
+        for item in self.pending:
+            held.setdefault(item.sessid, []).append(item)
+        return held
+
+    def announced(self, sessid: int) -> bool:
+        """Whether the attached (or last) server knows `sessid`."""
+        peer = self.peers.get(sessid)
+        return peer is not None and peer.announced
+
+    def counters(self) -> tuple[int, Mode]:
+        """The next input seq and the next attach's mode (moved to a new portal)."""
+        return self._next_seq, self.next_mode
+
+    def adopt_counters(self, next_seq: int, next_mode: Mode) -> None:
+        """New portal: go on numbering where the old portal stopped; stay quiet until the
+        server (which is redialling) attaches."""
+        self._next_seq = max(self._next_seq, next_seq)
+        self.next_mode = next_mode
+        self.quiet = True
+
+    def adopt(self, sessid: int, announced: bool, items: list[InputItem]) -> list[Effect]:
+        """New portal: a moved session, with its held input. Call `adopted()` once all
+        are in, to put the input back in seq order."""
+        peer = self.peers[sessid] = Peer(announced=announced, held=len(items))
+        self.held_total += len(items)
+        self.pending.extend(items)
+        if peer.held >= self.settings.input_buffer_per_session:
+            self._pause(sessid, peer)
+        return self._take()
+
+    def adopted(self) -> None:
+        """New portal: every moved session is in; their input goes in seq order."""
+        self.pending = deque(sorted(self.pending, key=lambda item: item.seq))
 
     # ------------------------------------------------------------ figures
 

@@ -21,6 +21,7 @@ from ipc.frames import (
     HandoverResult,
     Hello,
     LossReason,
+    PortalMove,
     PortalRequest,
     Ready,
     Refused,
@@ -28,6 +29,19 @@ from ipc.frames import (
     Shutdown,
 )
 from ipc.settings import Settings, runtime_paths
+from portal.handover_frames import (
+    Bound,
+    LetGo,
+    MoveDone,
+    MoveHello,
+    SessionMove,
+    Taken,
+    dial_channel,
+    listen_channel,
+    receive_move,
+    send_move,
+)
+from portal.link import LinkState
 from portal.sessions import MSG_DOWN, PortalSessionHandler
 from portal.telnet_session import TelnetSession
 from portal.tls import certificate_paths, server_context
@@ -35,6 +49,12 @@ from portal.tls import certificate_paths, server_context
 log = logging.getLogger("portal")
 
 GOODBYE = "The game is shutting down. Goodbye!"
+RECONNECT = "The portal is being upgraded; please reconnect."
+# Test hook: "fail-start" makes a taking-over portal exit before ready, "fail-take" makes
+# it refuse the connections once it has them, "fail-bind" makes it fail after the old
+# portal let go of its ipc socket (each must leave the old portal serving).
+TEST_TAKEOVER = "HEARTH_TEST_PORTAL_TAKEOVER"
+EXIT_TAKEOVER_FAILED = 5
 
 
 class PortalProcess(ChildProcess):
@@ -48,7 +68,10 @@ class PortalProcess(ChildProcess):
             settings.portal, env.secret, self.on_request, self.on_handover
         )
         self.ports: dict[str, int] = {}
-        self.listeners: list[asyncio.AbstractServer] = []
+        self.listeners: list[asyncio.AbstractServer] = []  # the players' ports
+        self.ipc_listener: asyncio.AbstractServer | None = None
+        self.connections: set[TelnetSession] = set()  # every open telnet connection
+        self.moving = False
 
     async def main(self) -> int:
         env = self.env
@@ -57,6 +80,8 @@ class PortalProcess(ChildProcess):
             name="portal-control", heartbeat=self.settings.supervisor.heartbeat_interval,
         )
         self.control.send(Hello(role="portal", pid=os.getpid(), secret=env.secret))
+        if env.takeover:
+            return await self.take_over(env.takeover)
         await self.listen_ipc()
         await self.listen_telnet()
         self.control.send(Ready(info={"ports": self.ports, "run_id": self.handler.run_id}))
@@ -71,7 +96,7 @@ class PortalProcess(ChildProcess):
         loop = asyncio.get_running_loop()
         server = await loop.create_unix_server(self.ipc_connection, str(path))
         path.chmod(0o600)
-        self.listeners.append(server)
+        self.ipc_listener = server
 
     def ipc_connection(self) -> FrameConnection:
         return FrameConnection(GameFrame, self.on_ipc_frame, self.on_ipc_closed,
@@ -100,10 +125,7 @@ class PortalProcess(ChildProcess):
     async def listen_telnet(self) -> None:
         portal = self.settings.portal
 
-        def factory() -> TelnetSession:
-            return TelnetSession(self.handler, "telnet", self.mssp, portal.negotiation_timeout)
-
-        await self.serve("telnet", portal.telnet_port, factory)
+        await self.serve("telnet", portal.telnet_port, lambda: self.telnet_session("telnet"))
         if portal.telnet_ssl_port is not None:
             await self.listen_telnet_ssl(portal.telnet_ssl_port)
 
@@ -113,10 +135,19 @@ class PortalProcess(ChildProcess):
                                       portal.tls_cert, portal.tls_key, portal.interface)
         context = server_context(cert, key)
 
-        def factory() -> TelnetSession:
-            return TelnetSession(self.handler, "telnet/ssl", self.mssp, portal.negotiation_timeout)
+        await self.serve("telnet/ssl", port, lambda: self.telnet_session("telnet/ssl"),
+                         ssl=context, ssl_handshake_timeout=10.0)
 
-        await self.serve("telnet/ssl", port, factory, ssl=context, ssl_handshake_timeout=10.0)
+    def telnet_session(self, key: str) -> TelnetSession:
+        """A new telnet session, remembered while its socket is open (for a hand-over)."""
+        session = TelnetSession(self.handler, key, self.mssp,
+                                self.settings.portal.negotiation_timeout)
+        self.connections.add(session)
+        return session
+
+    def forget_closed(self) -> None:
+        self.connections = {s for s in self.connections
+                            if s.gone is None or not s.gone.done()}
 
     def mssp(self) -> dict[str, str]:
         return {
@@ -151,6 +182,8 @@ class PortalProcess(ChildProcess):
 
     def on_control(self, conn: FrameConnection, frame: Any) -> None:
         match frame:
+            case PortalMove(path=path):
+                self.spawn(self.hand_out(path))
             case Handover(mode=mode, standby_pid=pid):
                 self.handler.handover(mode, pid)
             case ServerLost(reason=reason, poison_seq=seq, message=message):
@@ -201,13 +234,207 @@ class PortalProcess(ChildProcess):
     def status(self) -> dict[str, Any]:
         return {"ports": self.ports, **self.handler.status()}
 
+    # ------------------------------------------------------------ hand-over: old portal
+
+    async def hand_out(self, path: str) -> None:
+        """Move every plain telnet connection to the new portal at `path` (see
+        portal/handover_frames); tell the supervisor how it went; exit once it is done.
+        On any failure before the new portal is bound, go on serving as before."""
+        if self.moving:
+            return
+        self.moving = True
+        try:
+            ok, message = await self.move_all(path)
+        except Exception as exc:  # a bug must not leave players frozen
+            log.exception("hand-over to the new portal failed")
+            ok, message = False, f"the old portal failed: {exc!r}"
+        self.moving = False
+        self.on_handover(ok, message)
+        if ok:
+            self.finish(0)
+
+    async def move_all(self, path: str) -> tuple[bool, str]:
+        if self.handler.state not in (LinkState.ATTACHED, LinkState.NONE):
+            return False, f"the server link is busy ({self.handler.state}); try again"
+        timeout = self.settings.supervisor.reload_timeout
+        try:
+            channel = await asyncio.to_thread(dial_channel, path, timeout)
+        except OSError as exc:
+            return False, f"cannot reach the new portal: {exc}"
+        clock = Stopwatch()
+        with channel:
+            self.stop_accepting()
+            moves: list[tuple[TelnetSession, SessionMove, int]] = []
+            try:
+                if not await self.handler.freeze_input(timeout / 4):
+                    raise MoveFailed("input sent to the server was not answered in time")
+                clock.lap("in-flight input answered")
+                moves = self.prepare_moves()
+                await self.drain_output([session for session, _, _ in moves], timeout / 4)
+                clock.lap("output written")
+                await asyncio.to_thread(self.send_moves, channel, moves)
+                clock.lap("taken")
+                self.commit_moves(moves)
+                await asyncio.to_thread(self.let_go, channel)
+                clock.lap("ipc socket passed")
+            except Exception as exc:  # whatever went wrong, the old portal serves on
+                if not isinstance(exc, (MoveFailed, OSError, ValueError)):
+                    log.exception("moving the connections failed")
+                self.undo_moves(moves)
+                await self.resume_serving()
+                return False, str(exc) or type(exc).__name__
+        self.handler.close_servers("the portal handed over to a new portal")
+        return True, f"{len(moves)} connections moved; {clock}"
+
+    def stop_accepting(self) -> None:
+        """Close our copies of the players' listeners: new connections wait in the
+        supervisor's backlog for the new portal."""
+        for listener in self.listeners:
+            listener.close()
+        self.listeners = []
+
+    def prepare_moves(self) -> list[tuple[TelnetSession, SessionMove, int]]:
+        """Stop every plain telnet session and take its state (TLS ones stay until the
+        move is confirmed: they cannot move)."""
+        self.forget_closed()
+        held = self.handler.held_input()
+        moves = []
+        for session in self.connections:
+            if session.protocol_key != "telnet":
+                continue
+            taken = session.move_out(held)
+            if taken is not None:
+                moves.append((session, *taken))
+        return moves
+
+    async def drain_output(self, sessions: list[TelnetSession], timeout: float) -> None:
+        """Wait (bounded) until every moving session's output is written to its socket."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while any(s.output_pending() for s in sessions):
+            if loop.time() > deadline:
+                raise MoveFailed("some players' output could not be written in time")
+            await asyncio.sleep(0.01)
+
+    def send_moves(self, channel: socket.socket,
+                   moves: list[tuple[TelnetSession, SessionMove, int]]) -> None:
+        """(worker thread) Every session with its descriptor; then the counters."""
+        send_move(channel, MoveHello(pid=os.getpid()))
+        for _, move, fd in moves:
+            send_move(channel, move, fd)
+        next_sessid, next_seq, mode = self.handler.next_ids()
+        send_move(channel, MoveDone(run_id=self.handler.run_id, next_sessid=next_sessid,
+                                    next_seq=next_seq, next_mode=mode, sessions=len(moves)))
+        frame, _ = receive_move(channel)
+        if not isinstance(frame, Taken) or not frame.ok:
+            why = frame.message if isinstance(frame, Taken) else type(frame).__name__
+            raise MoveFailed(f"the new portal did not take the connections: {why}")
+
+    def commit_moves(self, moves: list[tuple[TelnetSession, SessionMove, int]]) -> None:
+        """The new portal holds them: forget them here; tell TLS players to reconnect."""
+        for session, _, _ in moves:
+            session.moved()
+        self.handler.moved([session for session, _, _ in moves])
+        # what cannot move (TLS here; SSH and web sessions too) is told why and closed
+        unmoved = {*self.handler.sessions.values(),
+                   *(s for s in self.connections if not s.moved_out)}
+        for left in unmoved:
+            left.disconnect(RECONNECT)
+        if self.ipc_listener is not None:
+            self.ipc_listener.close()
+            self.ipc_listener = None
+        late = sum(session.late_output for session, _, _ in moves)
+        if late:
+            log.warning("%d bytes of output came while moving and were not written", late)
+
+    def let_go(self, channel: socket.socket) -> None:
+        """(worker thread) Our ipc listener is closed: the new portal may bind it."""
+        send_move(channel, LetGo())
+        frame, _ = receive_move(channel)
+        if not isinstance(frame, Bound) or not frame.ok:
+            why = frame.message if isinstance(frame, Bound) else type(frame).__name__
+            raise MoveFailed(f"the new portal could not listen for the server: {why}")
+
+    def undo_moves(self, moves: list[tuple[TelnetSession, SessionMove, int]]) -> None:
+        for session, move, _ in moves:
+            if session.moved_out:  # given away, then the new portal failed: take it back
+                session.moved_out = False
+                self.handler.adopt(session, move.announced, move.input)
+            session.stay()
+        self.handler.adopted()
+        self.handler.thaw_input()
+
+    async def resume_serving(self) -> None:
+        if self.ipc_listener is None:
+            await self.listen_ipc()
+        if not self.listeners:
+            await self.listen_telnet()
+
+    # ------------------------------------------------------------ hand-over: new portal
+
+    async def take_over(self, path: str) -> int:
+        """Start as the successor of a running portal: take its connections, then its
+        ipc socket once it let go, then listen for players."""
+        if os.environ.get(TEST_TAKEOVER) == "fail-start":
+            print("test: this portal fails before it is ready", flush=True)
+            return EXIT_TAKEOVER_FAILED
+        listener = listen_channel(path)
+        assert self.control is not None
+        self.control.send(Ready(info={"takeover": True}))
+        loop = asyncio.get_running_loop()
+        listener.setblocking(False)
+        channel, _ = await loop.sock_accept(listener)
+        listener.close()
+        os.unlink(path)
+        channel.setblocking(True)
+        with channel:
+            moves, done = await asyncio.to_thread(receive_all, channel)
+            message = await self.adopt_all(moves, done)
+            await asyncio.to_thread(send_move, channel, Taken(ok=not message, message=message))
+            if message:
+                return EXIT_TAKEOVER_FAILED
+            frame, _ = await asyncio.to_thread(receive_move, channel)
+            if not isinstance(frame, LetGo):
+                log.error("the old portal did not let go (%s); exiting", type(frame).__name__)
+                return EXIT_TAKEOVER_FAILED
+            if os.environ.get(TEST_TAKEOVER) == "fail-bind":
+                await asyncio.to_thread(send_move, channel, Bound(
+                    ok=False, message="test: this portal cannot listen for the server"))
+                return EXIT_TAKEOVER_FAILED
+            await self.listen_ipc()
+            await self.listen_telnet()
+            await asyncio.to_thread(send_move, channel, Bound(ok=True))
+        for session in self.connections:
+            session.go_live()
+        self.control.send(Ready(info={"ports": self.ports, "run_id": self.handler.run_id}))
+        log.info("portal took over %d connections; ready: %s", len(moves), self.ports)
+        return await self.done
+
+    async def adopt_all(self, moves: list[tuple[SessionMove, int]], done: MoveDone) -> str:
+        """Become the old portal's run and adopt every connection; "" or why not."""
+        if os.environ.get(TEST_TAKEOVER) == "fail-take":
+            for _, fd in moves:
+                os.close(fd)
+            return "test: this portal refuses the connections"
+        self.handler.adopt_run(done.run_id, done.next_sessid, done.next_seq, done.next_mode)
+        loop = asyncio.get_running_loop()
+
+        async def adopt(move: SessionMove, fd: int) -> None:
+            session = self.telnet_session(move.protocol_key)
+            session.moved_in = move
+            await loop.connect_accepted_socket(lambda: session, socket.socket(fileno=fd))
+
+        await asyncio.gather(*(adopt(move, fd) for move, fd in moves))
+        self.handler.adopted()
+        return ""
+
     # ------------------------------------------------------------ stopping
 
     async def shutdown(self, reason: str) -> None:
         handler = self.handler
         if handler.shutting_down:
             return
-        for listener in self.listeners:
+        for listener in [*self.listeners, *filter(None, [self.ipc_listener])]:
             listener.close()
         await handler.stop_server("shutdown", self.settings.supervisor.stop_timeout / 2)
         sessions = list(handler.sessions.values())
@@ -222,6 +449,42 @@ class PortalProcess(ChildProcess):
 
 
 
+class Stopwatch:
+    """Milliseconds per named step, for the hand-over's report."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+        self.laps: list[str] = []
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.laps.append(f"{name} +{(now - self.last) * 1000:.0f} ms")
+        self.last = now
+
+    def __str__(self) -> str:
+        return ", ".join(self.laps)
+
+
+class MoveFailed(RuntimeError):
+    """A portal hand-over could not go on; the old portal keeps serving."""
+
+
+def receive_all(channel: socket.socket) -> tuple[list[tuple[SessionMove, int]], MoveDone]:
+    """(worker thread, new portal) Every moved session with its descriptor, then the
+    counters. Raises ConnectionError / ValueError on anything unexpected."""
+    frame, _ = receive_move(channel)
+    if not isinstance(frame, MoveHello):
+        raise ValueError(f"expected MoveHello, got {type(frame).__name__}")
+    moves: list[tuple[SessionMove, int]] = []
+    while True:
+        frame, fd = receive_move(channel)
+        if isinstance(frame, MoveDone):
+            return moves, frame
+        if not isinstance(frame, SessionMove) or fd is None:
+            raise ValueError(f"unexpected {type(frame).__name__} in a hand-over")
+        moves.append((frame, fd))
+
+
 def inherited_socket(fds: dict[str, int], key: str) -> socket.socket | None:
     """The listening socket for `key` that the supervisor passed down, if any. It is this
     process's own copy of the descriptor: closing it leaves the supervisor's open."""
@@ -229,7 +492,7 @@ def inherited_socket(fds: dict[str, int], key: str) -> socket.socket | None:
     if fd is None:
         return None
     try:
-        sock = socket.socket(fileno=fd)
+        sock = socket.socket(fileno=os.dup(fd))  # ours stays open to listen again
     except OSError as exc:
         log.error("inherited listener %s (fd %d) is unusable: %s; binding here", key, fd, exc)
         return None

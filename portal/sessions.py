@@ -20,6 +20,7 @@ from ipc.frames import (
     DataOut,
     Frame,
     Hello,
+    InputItem,
     Mode,
     PSync,
     SessionData,
@@ -73,6 +74,7 @@ class PortalSessionHandler:
         self._write_scheduled = False
         self._timer: asyncio.TimerHandle | None = None
         self._server_gone = asyncio.Event()
+        self._drained = asyncio.Event()  # set while frozen with nothing in flight
         self._on_request = on_request
         self._on_handover = on_handover
         self.guard = PortalGuard(settings, self.data_in, lambda: list(self.sessions.values()))
@@ -274,6 +276,8 @@ class PortalSessionHandler:
 
     def server_frame(self, conn: FrameConnection, frame: Frame) -> None:
         self._apply(self.link.receive_frame(conn.state["link_id"], frame))
+        if self.link.frozen and not self.link.inflight:
+            self._drained.set()
 
     def server_closed(self, conn: FrameConnection, reason: str) -> None:
         conn_id = conn.state.get("link_id", 0)
@@ -293,6 +297,63 @@ class PortalSessionHandler:
             await asyncio.wait_for(self._server_gone.wait(), 2 * timeout)
         except TimeoutError:
             log.error("the server did not go within %.1fs", 2 * timeout)
+
+    # ------------------------------------------------------------ portal hand-over
+
+    async def freeze_input(self, timeout: float) -> bool:
+        """Old portal: send the server no more input and wait (bounded) until every input
+        in flight is acknowledged. False on timeout (then call `thaw_input`)."""
+        self._drained.clear()
+        self._apply(self.link.freeze(True))
+        if not self.link.inflight:
+            return True
+        try:
+            await asyncio.wait_for(self._drained.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def thaw_input(self) -> None:
+        """The hand-over failed: input flows to the server again."""
+        self._apply(self.link.freeze(False))
+
+    def moved(self, sessions: list[PortalSession]) -> None:
+        """Old portal: these sessions now belong to the new portal; forget them silently."""
+        sessids = {s.sessid for s in sessions if self.sessions.pop(s.sessid, None) is not None}
+        self.link.moved(sessids)
+
+    def held_input(self) -> dict[int, list[InputItem]]:
+        """Every session's held input, by sessid (for a hand-over)."""
+        return self.link.held_input()
+
+    def announced(self, session: PortalSession) -> bool:
+        """Whether the server knows `session` (it is in the server's sync)."""
+        return session.sessid in self.sessions and self.link.announced(session.sessid)
+
+    def next_ids(self) -> tuple[int, int, Mode]:
+        """(next sessid, next input seq, next attach mode), for the new portal."""
+        seq, mode = self.link.counters()
+        return self._next_sessid, seq, mode
+
+    def adopt_run(self, run_id: str, next_sessid: int, next_seq: int, mode: Mode) -> None:
+        """New portal: be the old portal's run, so the server keeps its sessions."""
+        self.run_id = self.link.run_id = run_id
+        self._next_sessid = max(self._next_sessid, next_sessid)
+        self.link.adopt_counters(next_seq, mode)
+
+    def adopt(self, session: PortalSession, announced: bool, items: list[InputItem]) -> None:
+        """New portal: a moved session keeps its sessid and held input."""
+        self.sessions[session.sessid] = session
+        self._apply(self.link.adopt(session.sessid, announced, items))
+
+    def adopted(self) -> None:
+        """New portal: every moved session is in (held input back in seq order)."""
+        self.link.adopted()
+
+    def close_servers(self, reason: str) -> None:
+        """Old portal, hand-over done: close every server link (the server redials)."""
+        for conn in list(self._conns.values()):
+            conn.close(reason)
 
     # ------------------------------------------------------------ figures
 

@@ -44,6 +44,7 @@ from enum import IntEnum
 from typing import Any, Final
 
 from portal.guard import text_encoding
+from portal.handover_frames import TelnetState
 
 __all__ = [
     "FlagsChanged",
@@ -479,6 +480,47 @@ class TelnetProtocol:
         """End the MCCP2 stream cleanly; `data_to_send()` then returns the last bytes."""
         self._end_mccp()
         self._closed = True
+
+    def snapshot(self) -> TelnetState:
+        """The whole state, for a live portal hand-over. Ends MCCP2 first (the stream's
+        last bytes are in `data_to_send()`), so the client's decompressor stays valid;
+        `restore()` starts it again."""
+        mccp = self._compressor is not None
+        self._end_mccp()
+        return TelnetState(
+            flags=_copy_flags(self.flags), reported=_copy_flags(self._reported),
+            settled=self.settled, mccp=mccp, refused=sorted(self._refused),
+            us={o: (int(s.state), s.opposite) for o, s in self._us.items()},
+            him={o: (int(s.state), s.opposite) for o, s in self._him.items()},
+            want_echo=self._want_echo, initiated=self._initiated,
+            pending=sorted(self._pending), ttype_names=list(self._ttype_names),
+            ttype_waiting=self._ttype_waiting, charset_waiting=self._charset_waiting,
+            parse_state=int(self._state), neg_cmd=self._neg_cmd, line=bytes(self._line),
+            discarded=self._discarded, after_cr=self._after_cr, sb_opt=self._sb_opt,
+            sb=bytes(self._sb), sb_overflow=self._sb_overflow,
+            backlog=self._in[self._in_pos:], line_started=self._line_started,
+            mssp_sent=self._mssp_sent, mccp_starts=self._mccp_starts)
+
+    def restore(self, state: TelnetState) -> None:
+        """Take over a `snapshot()` (of another instance, or of this one when a hand-over
+        failed); an MCCP2 stream is started again (`IAC SB MCCP2 IAC SE`, RFC-allowed)."""
+        self.flags, self._reported = _copy_flags(state.flags), _copy_flags(state.reported)
+        self.settled, self._refused = state.settled, {(a, b) for a, b in state.refused}
+        self._us = {o: _Side(_Q(q), opp) for o, (q, opp) in state.us.items()}
+        self._him = {o: _Side(_Q(q), opp) for o, (q, opp) in state.him.items()}
+        self._want_echo, self._initiated = state.want_echo, state.initiated
+        self._pending, self._ttype_names = set(state.pending), list(state.ttype_names)
+        self._ttype_waiting, self._charset_waiting = state.ttype_waiting, state.charset_waiting
+        self._state, self._neg_cmd = _Parse(state.parse_state), state.neg_cmd
+        self._line, self._discarded = bytearray(state.line), state.discarded
+        self._after_cr, self._sb_opt = state.after_cr, state.sb_opt
+        self._sb, self._sb_overflow = bytearray(state.sb), state.sb_overflow
+        self._in, self._in_pos = state.backlog, 0
+        self._line_started, self._mssp_sent = state.line_started, state.mssp_sent
+        self._compressor = None
+        if state.mccp:
+            self._start_mccp()
+        self._mccp_starts = state.mccp_starts  # our own restart is not the client's
 
     # --- output --------------------------------------------------------------------
 

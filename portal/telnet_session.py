@@ -9,8 +9,10 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
+from ipc.frames import SYNCED_FIELDS, InputItem, load_sync_data_into
 from portal.colour import render
 from portal.guard import WorkBudget
+from portal.handover_frames import SessionMove, TelnetState
 from portal.session import PortalSession
 from portal.sessions import PortalSessionHandler
 from portal.telnet import (
@@ -67,6 +69,12 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         self._announced_to_handler = False
         self._early_input: list[tuple[str, list[Any], dict[str, Any]]] = []
         self._admitted = False
+        self.moved_in: SessionMove | None = None  # set before connection_made: adopt it
+        self._moving: TelnetState | None = None  # our own snapshot while handed over
+        self.moved_out = False  # the new portal has this connection now
+        # while a hand-over is under way nothing is written: output waits in the parser
+        self._held = False
+        self.late_output = 0  # bytes that came after our snapshot and were not written
 
     # ------------------------------------------------------------ asyncio callbacks
 
@@ -76,6 +84,9 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.moved_in is not None:
+            self._adopt(self.moved_in)
+            return
         peer = transport.get_extra_info("peername")
         address = peer[0] if isinstance(peer, tuple) else str(peer)
         refusal = self._handler.admit(address)
@@ -142,7 +153,7 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self._admitted:
+        if not self._admitted or self.moved_out:
             return
         self._handler.release(self.address)
         if self.gone is not None and not self.gone.done():
@@ -205,6 +216,8 @@ class TelnetSession(asyncio.Protocol, PortalSession):
             self._set_paused("early", True)
 
     def _write(self) -> None:
+        if self._held:  # a hand-over is deciding who writes next: keep it in the parser
+            return
         data = self.telnet.data_to_send()
         transport = self.transport
         if data and transport is not None and not transport.is_closing():
@@ -214,6 +227,78 @@ class TelnetSession(asyncio.Protocol, PortalSession):
                             "wait; disconnecting it", self.sessid, self.address,
                             transport.get_write_buffer_size())
                 transport.abort()
+
+    # ------------------------------------------------------------ portal hand-over
+
+    def move_out(self, held: dict[int, list[InputItem]]) -> tuple[SessionMove, int] | None:
+        """Stop reading, end MCCP2 and write its last bytes; return what the new portal
+        needs and the descriptor (None if the socket is gone). `held` is the link's held
+        input by sessid. Until `moved()` or `stay()`, nothing is written."""
+        transport, sock = self.transport, None
+        if transport is not None and not transport.is_closing():
+            sock = transport.get_extra_info("socket")
+        if sock is None or self._moving is not None:
+            return None
+        self._set_paused("handover", True)
+        state = self.telnet.snapshot()
+        self._write()
+        self._moving, self._held = state, True
+        items = held.get(self.sessid, []) if self._announced_to_handler else []
+        move = SessionMove(protocol_key=self._key, session=self.get_sync_data(),
+                           telnet=state, input=items, early=list(self._early_input),
+                           announced=self._handler.announced(self))
+        return move, sock.fileno()
+
+    def output_pending(self) -> int:
+        transport = self.transport
+        return 0 if transport is None else transport.get_write_buffer_size()
+
+    def moved(self) -> None:
+        """The new portal took this connection: nothing more is done with it here (the
+        handler forgets it: `PortalSessionHandler.moved`)."""
+        self.moved_out = True
+        self.late_output = len(self.telnet.data_to_send())
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def stay(self) -> None:
+        """The hand-over failed: start MCCP2 again and read as before."""
+        state, self._moving = self._moving, None
+        if state is not None and state.mccp:
+            # the state as it is now (the game may have changed it meanwhile), compressed
+            # again; output that came meanwhile goes first, uncompressed
+            now = self.telnet.snapshot()
+            now.mccp = True
+            self.telnet.restore(now)
+        self.go_live()
+
+    def go_live(self) -> None:
+        """Read and write again (old portal: the move failed; new portal: it is done)."""
+        self._held = False
+        self._set_paused("handover", False)
+        self._write()
+        self._after_read()  # parse what waits in the parser's backlog, if anything
+
+    def _adopt(self, move: SessionMove) -> None:
+        """Take over a connection the old portal moved here (see `move_out`). It neither
+        reads nor writes until `go_live()`: if the hand-over fails after all, the old
+        portal goes on with the stream exactly where it left it."""
+        data = move.session
+        self._held = True
+        self._set_paused("handover", True)
+        self._admitted = True
+        self._handler.admit(data.address)  # counted again here; it was let in already
+        self.init_session(self._key, data.address, self._handler)
+        load_sync_data_into(self, data, SYNCED_FIELDS)
+        self.telnet.restore(move.telnet)
+        self._telnet_flags = dict(self.telnet.flags)
+        self._early_input = list(move.early)
+        if data.sessid:
+            self._announced_to_handler = True
+            self._handler.adopt(self, move.announced, move.input)
+        else:
+            self._timer = asyncio.get_running_loop().call_later(
+                self._negotiation_timeout, self._settle)
 
     # ------------------------------------------------------------ output
 

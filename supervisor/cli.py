@@ -228,6 +228,7 @@ def cmd_simple(args: argparse.Namespace) -> int:
         "reboot": (sup.stop_timeout * 3 + sup.start_timeout * 2 if sup else 90.0) + 5,
     }
     timeouts["reset"] = timeouts["reload"]
+    timeouts["reload-portal"] = timeouts["reload"]
     record = pidfile.running_supervisor(paths.pid_file)
     reply = call(paths, args.command, timeouts[args.command], lambda m: print(f"  {m}"))
     if not reply.ok:
@@ -458,6 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("stop", "stop everything; players are told"),
                        ("reload", "replace the server with new code; players stay connected"),
                        ("reset", "as reload, with cold-start hooks"),
+                       ("reload-portal", "replace the portal with a new one; plain telnet "
+                        "players stay connected, TLS players are asked to reconnect"),
                        ("reboot", "restart portal and server; players are disconnected")):
         command(name, text).set_defaults(func=cmd_simple)
     status = command("status", "show processes, ports and sessions")

@@ -46,7 +46,7 @@ from supervisor.children import Child
 
 log = logging.getLogger("supervisor")
 
-QUEUED_COMMANDS = ("stop", "reload", "reset", "reboot")
+QUEUED_COMMANDS = ("stop", "reload", "reset", "reboot", "reload-portal")
 
 
 class Requester(Protocol):

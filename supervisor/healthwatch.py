@@ -19,7 +19,7 @@ from supervisor.health import HealthLimits, HealthSample, HealthSampler, evaluat
 
 __all__ = ["HealthAction", "HealthWatch", "decide", "limits_for"]
 
-HealthAction = Literal["recycle", "reboot", "report", "wait"]
+HealthAction = Literal["recycle", "replace", "report", "wait"]
 KEEP_SAMPLES = 16
 
 
@@ -48,7 +48,7 @@ def decide(role: str, settings: HealthSettings, now: float,
         return "report"
     if last_action is not None and now - last_action < settings.recycle_cooldown:
         return "wait"
-    return "recycle" if role == "server" else "reboot"
+    return "recycle" if role == "server" else "replace"  # the portal: reload-portal
 
 
 class _Watched:

@@ -41,6 +41,7 @@ from ipc.frames import (
     Command,
     Handover,
     Mode,
+    PortalMove,
     Reply,
     ServerLost,
     Shutdown,
@@ -222,12 +223,12 @@ class Supervisor:
     # ------------------------------------------------------------ children
 
     async def spawn(self, role: ChildRole, *, mode: Mode = "start",
-                    standby: bool = False) -> Child:
+                    standby: bool = False, takeover: str = "") -> Child:
         env = ChildEnv(
             game_dir=self.game_dir, secret=self.secret,
             control_socket=self.paths.control_socket, portal_socket=self.paths.portal_socket,
             state_dir=self.paths.state, parent_pid=os.getpid(), mode=mode, standby=standby,
-            listeners=self.listeners.fds() if role == "portal" else {},
+            listeners=self.listeners.fds() if role == "portal" else {}, takeover=takeover,
         )
         fds = tuple(env.listeners.values())
         proc = await spawn_child(role, env.to_environ(), pass_fds=fds)
@@ -429,6 +430,8 @@ class Supervisor:
             return await self.reload("reload" if name == "reload" else "reset", report)
         if name == "reboot":
             return await self.reboot(report)
+        if name == "reload-portal":
+            return await self.reload_portal(report)
         if name in ("stop", "shutdown"):
             notify.stopping()  # not for a reboot: systemd would take the unit as going down
             await self.shutdown_children(GOODBYE)
@@ -500,6 +503,65 @@ class Supervisor:
         notes = change.describe()
         return Reply(ok=True, message=f"{mode} done: server {standby.pid} took over{took_over}"
                      + (f"\n{notes}" if notes else ""), data={"pid": standby.pid})
+
+    async def reload_portal(self, report: Callable[[str], None]) -> Reply:
+        """Start a new portal beside the running one, on the same held listeners, and have
+        the old one move its connections to it. A new portal that fails changes nothing."""
+        sup = self.settings.supervisor
+        slot = self.slots["portal"]
+        old = slot.child
+        if old is None or not old.ready.done() or not old.alive:
+            return Reply(ok=False, message="reload-portal refused: the portal is not running")
+        path = self.paths.sockets / "portal-handover.sock"
+        new = await self.spawn("portal", standby=True, takeover=str(path))
+        report(f"new portal {new.pid} is starting beside portal {old.pid}")
+        try:
+            await self.wait_ready(new, sup.reload_timeout)
+        except StartError as exc:
+            await self.kill(new)
+            return Reply(ok=False, message=f"reload-portal failed; portal {old.pid} keeps "
+                         f"serving. The new portal failed:\n{exc}")
+        report(f"new portal {new.pid} is ready; moving the connections")
+        ok, message = await self.move_portal(old, new, str(path))
+        path.unlink(missing_ok=True)
+        if not ok:
+            await self.kill(new)
+            if not old.alive and not self.stopping:  # it died meanwhile: start a fresh one
+                self.spawn_task(self.restart(slot))
+                return Reply(ok=False, message=f"reload-portal failed and portal {old.pid} "
+                             f"died meanwhile; a new portal is starting: {message}")
+            return Reply(ok=False, message=f"reload-portal failed; portal {old.pid} keeps "
+                         f"serving: {message}")
+        new.standby = False
+        slot.child = new
+        slot.adopt()
+        slot.policy.reset()
+        slot.policy.on_ready(time.monotonic())
+        await self.stop_child(old, sup.stop_timeout)
+        return Reply(ok=True, message=f"reload-portal done: portal {new.pid} took over from "
+                     f"{old.pid} ({message})", data={"pid": new.pid})
+
+    async def move_portal(self, old: Child, new: Child, path: str) -> tuple[bool, str]:
+        """Ask `old` to move its connections to `new`; its HandoverResult, bounded."""
+        timeout = self.settings.supervisor.reload_timeout
+        self.control.handover = handover = asyncio.get_running_loop().create_future()
+        old.stop_requested = True  # it exits by itself once the move is done
+        try:
+            if not self.tell_portal(PortalMove(path=path)):
+                return False, "the running portal's control link is closed"
+            either: set[asyncio.Future[Any]] = {handover, new.exited}
+            done, _ = await asyncio.wait(either, timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if handover in done:
+                result: tuple[bool, str] = handover.result()
+                return result
+            if new.exited in done:  # the old portal's own result follows, but it is a no
+                return False, f"the new portal exited ({new.describe_failure()})"
+            return False, f"the portal did not finish moving in {timeout:.0f}s"
+        finally:
+            self.control.handover = None
+            if not (handover.done() and handover.result()[0]):
+                old.stop_requested = False
 
     async def reboot(self, report: Callable[[str], None]) -> Reply:
         try:  # the new portal and server read the file too: refuse before anyone is dropped
@@ -597,8 +659,8 @@ class Supervisor:
             return
         child.health_reported = True
         if action == "report":
-            log.error("PORTAL %d IS OVER ITS HEALTH LIMIT: %s. It is not restarted, because "
-                      "that disconnects every player; `reboot` when it suits you "
+            log.error("PORTAL %d IS OVER ITS HEALTH LIMIT: %s. It is not replaced, because "
+                      "TLS players would have to reconnect; `reload-portal` when it suits you "
                       "(or set supervisor.health.portal_restart)", child.pid, reason)
             return
         self.health_action_at[slot.role] = now
@@ -608,8 +670,9 @@ class Supervisor:
                         child.pid, reason)
             self.enqueue(Command(name="reload"))
         else:
-            log.error("portal %d: %s; rebooting (players are disconnected)", child.pid, reason)
-            self.enqueue(Command(name="reboot"))
+            log.error("portal %d: %s; replacing it (reload-portal: plain telnet players "
+                      "stay connected)", child.pid, reason)
+            self.enqueue(Command(name="reload-portal"))
 
     # ------------------------------------------------------------ status
 

@@ -20,7 +20,7 @@ def test_server_is_recycled_then_waits_out_the_cooldown() -> None:
 def test_portal_is_only_reported_unless_restarts_are_allowed() -> None:
     assert decide("portal", HealthSettings(), now=0.0, last_action=None) == "report"
     allowed = HealthSettings(portal_restart=True, recycle_cooldown=10.0)
-    assert decide("portal", allowed, now=0.0, last_action=None) == "reboot"
+    assert decide("portal", allowed, now=0.0, last_action=None) == "replace"
     assert decide("portal", allowed, now=5.0, last_action=0.0) == "wait"
 
 

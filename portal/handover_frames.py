@@ -1,0 +1,186 @@
+"""What one portal hands the next in a live hand-over (`run.py reload-portal`).
+
+Theory of operation
+-------------------
+The new portal listens on a private SOCK_SEQPACKET Unix socket in the runtime folder
+(0600); the old one dials it. A seqpacket socket keeps message boundaries, so each frame
+is one message, and a plain telnet connection's descriptor travels in the same message as
+its `SessionMove` (SCM_RIGHTS). In order:
+
+    old -> new   MoveHello(version)
+    old -> new   SessionMove (one per connection, with its descriptor) ...
+    old -> new   MoveDone(run_id, next_sessid, next_seq, next_mode, sessions)
+    new -> old   Taken(ok, message)       the new portal holds every connection now
+    old -> new   LetGo()                  the old portal closed its ipc listener
+    new -> old   Bound(ok, message)       the new portal listens on portal.sock
+
+Anything else, or the socket closing before `Bound`, means the hand-over failed: the old
+portal still holds every descriptor and goes on serving. Every frame is a tagged msgspec
+Struct; new fields get defaults (a newer portal may take over from an older one).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+import msgspec
+
+from ipc.frames import InputItem, Mode, SessionData
+
+MOVE_VERSION = 1
+# One message carries one session; a bigger one (huge server_data) is not moved.
+MAX_MESSAGE = 160 * 1024  # under the default socket buffer (net.core.wmem_max)
+
+
+class TelnetState(msgspec.Struct, kw_only=True):
+    """A `TelnetProtocol`'s whole state (see its `snapshot()`); plain values only."""
+
+    flags: dict[Any, Any]
+    reported: dict[Any, Any]
+    settled: bool
+    us: dict[int, tuple[int, bool]]  # option -> (RFC 1143 state, queue bit), our side
+    him: dict[int, tuple[int, bool]]  # the client's side
+    refused: list[tuple[bool, int]] = msgspec.field(default_factory=list)
+    want_echo: bool = False
+    initiated: bool = True
+    pending: list[str] = msgspec.field(default_factory=list)
+    ttype_names: list[str] = msgspec.field(default_factory=list)
+    ttype_waiting: bool = False
+    charset_waiting: bool = False
+    mccp: bool = False  # compressing when the snapshot ended the stream: start it again
+    parse_state: int = 0
+    neg_cmd: int = 0
+    line: bytes = b""  # the partial input line
+    discarded: int = 0
+    after_cr: bool = False
+    sb_opt: int = 0
+    sb: bytes = b""
+    sb_overflow: bool = False
+    backlog: bytes = b""  # received, not parsed yet (over the parser's budget)
+    line_started: float | None = None  # CLOCK_MONOTONIC, the same in every process
+    mssp_sent: int = 0
+    mccp_starts: int = 0
+
+
+class MoveFrame(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Base of every hand-over frame; the tag is the class name."""
+
+
+class MoveHello(MoveFrame, frozen=True):
+    version: int = MOVE_VERSION
+    pid: int = 0
+
+
+class SessionMove(MoveFrame, frozen=True):
+    """One telnet connection; its descriptor rides in the same message.
+
+    `session` is its synced data (sessid 0 while negotiation had not settled), `input`
+    its held input with the link's sequence numbers, `early` the input typed before it
+    was announced, `announced` whether the server knows it.
+    """
+
+    protocol_key: str
+    session: SessionData
+    telnet: TelnetState
+    input: list[InputItem] = msgspec.field(default_factory=list)
+    early: list[tuple[str, list[Any], dict[str, Any]]] = msgspec.field(default_factory=list)
+    announced: bool = False
+
+
+class MoveDone(MoveFrame, frozen=True):
+    """The link's counters, so nothing is renumbered; `sessions` moved in all."""
+
+    run_id: str
+    next_sessid: int
+    next_seq: int
+    next_mode: Mode
+    sessions: int
+
+
+class Taken(MoveFrame, frozen=True):
+    ok: bool
+    message: str = ""
+
+
+class LetGo(MoveFrame, frozen=True):
+    pass
+
+
+class Bound(MoveFrame, frozen=True):
+    ok: bool
+    message: str = ""
+
+
+Move = MoveHello | SessionMove | MoveDone | Taken | LetGo | Bound
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Move)
+
+
+def encode_move(frame: Move) -> bytes:
+    return _encoder.encode(frame)
+
+
+def decode_move(data: bytes) -> Move:
+    """Decode one message; msgspec.DecodeError (a ValueError) on anything else."""
+    frame: Move = _decoder.decode(data)
+    return frame
+
+
+# ---------------------------------------------------------------- the channel (blocking)
+# Both ends run these in a worker thread (`asyncio.to_thread`): a seqpacket socket with
+# descriptors has no asyncio API, and the loop must go on heartbeating meanwhile.
+
+
+def listen_channel(path: str) -> socket.socket:
+    """The new portal's end: a private seqpacket socket at `path` (0600)."""
+    if os.path.lexists(path):
+        os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    old = os.umask(0o177)
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    sock.listen(1)
+    return sock
+
+
+def dial_channel(path: str, timeout: float) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    sock.settimeout(timeout)
+    sock.connect(path)
+    return sock
+
+
+def send_move(sock: socket.socket, frame: Move, fd: int | None = None) -> None:
+    """Send one frame (and one descriptor) as one message."""
+    data = encode_move(frame)
+    if len(data) > MAX_MESSAGE:
+        raise ValueError(f"{type(frame).__name__} of {len(data)} bytes is too big to move")
+    if fd is None:
+        sock.send(data)
+    else:
+        socket.send_fds(sock, [data], [fd])
+
+
+def receive_move(sock: socket.socket) -> tuple[Move, int | None]:
+    """One frame and the descriptor that came with it. ConnectionError when the peer
+    closed; ValueError for anything undecodable, truncated, or with more than one fd."""
+    data, fds, flags, _ = socket.recv_fds(sock, MAX_MESSAGE + 1, 2)
+    if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(fds) > 1:
+        for fd in fds:
+            os.close(fd)
+        raise ValueError("a hand-over message was truncated or carried several descriptors")
+    if not data:
+        raise ConnectionError("the other portal closed the hand-over channel")
+    try:
+        frame = decode_move(data)
+    except ValueError:
+        for fd in fds:
+            os.close(fd)
+        raise
+    return frame, (fds[0] if fds else None)

@@ -1,0 +1,382 @@
+"""Issue 13, part 2: `run.py reload-portal` moves live telnet connections to a new portal.
+
+Real supervisor, portal and server processes; real clients: a raw socket (MCCP2 bytes
+checked exactly), telnetlib3, TinTin++ and inetutils `telnet` in a pty, Python's ssl for
+telnet/ssl. Input is typed while the hand-over runs: each line must be answered once, in
+order, and the connection must never drop. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import zlib
+from typing import Any
+
+import pytest
+
+from benchmarks.client import GameRunner, MudClient
+from portal.main import RECONNECT, TEST_TAKEOVER
+from tests.clients import require
+from tests.integration.test_telnet_clients import (
+    IAC,
+    MCCP2,
+    SB,
+    SE,
+    TIMEOUT,
+    PtyClient,
+    Recorder,
+    Telnetlib3Client,
+    client_context,
+    ssl_port,
+    started,
+)
+
+DO = 253
+DURING = 15  # lines typed while the hand-over runs
+MCCP_START = bytes((IAC, SB, MCCP2, IAC, SE))
+
+
+def reload_portal(game: GameRunner) -> tuple[int, str]:
+    result = game.cli("reload-portal", timeout=120.0)
+    return result.returncode, result.stdout + result.stderr
+
+
+async def reload_while_typing(game: GameRunner, send: Any) -> str:
+    """Run `reload-portal` while `send(line)` types DURING pings; its output (rc 0)."""
+    reloading = asyncio.create_task(asyncio.to_thread(reload_portal, game))
+    for n in range(DURING):
+        send(f"ping during{n}")
+        await asyncio.sleep(0.05)
+    code, output = await reloading
+    assert code == 0, output
+    assert "took over" in output, output
+    return output
+
+
+def assert_answered_once_in_order(text: str) -> None:
+    pongs = [int(n) for n in re.findall(r"pong during(\d+)", text)]
+    assert pongs == list(range(DURING)), f"lost, repeated or reordered: {pongs}"
+
+
+def swapped(game: GameRunner, old_portal: int, server: int) -> None:
+    game.remember_pids()
+    assert game.pid_of("portal") != old_portal, "the portal was not replaced"
+    assert game.pid_of("server") == server, "the server must not be restarted"
+
+
+# ---------------------------------------------------------------- raw socket, MCCP2
+
+
+class Mccp2Stream:
+    """A raw client that agrees to MCCP2 and follows every stream start and end."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.plain = b""
+        self.streams = 0  # zlib streams seen
+        self.ended = 0  # of them, finished cleanly
+        self._raw = b""
+        self._inflate: Any = None
+
+    def feed(self, data: bytes) -> None:
+        while data:
+            if self._inflate is None:
+                self._raw += data
+                data = b""
+                if MCCP_START in self._raw:
+                    before, _, data = self._raw.partition(MCCP_START)
+                    self.plain += before
+                    self._raw = b""
+                    self._inflate = zlib.decompressobj()
+                    self.streams += 1
+            else:
+                self.plain += self._inflate.decompress(data)
+                data = b""
+                if self._inflate.eof:  # the stream ended: what follows is plain again
+                    data, self._inflate = self._inflate.unused_data, None
+                    self.ended += 1
+
+    async def read_until(self, needle: bytes) -> None:
+        while needle not in self.plain:
+            data = await asyncio.wait_for(self.reader.read(65536), TIMEOUT)
+            assert data, f"closed before {needle!r}: {self.plain[-300:]!r}"
+            self.feed(data)
+
+
+def test_mccp2_stream_is_ended_and_restarted_across_the_hand_over(
+        game_factory: type[GameRunner]) -> None:
+    game = started(game_factory, negotiation_timeout=0.5)
+    old_portal, server = game.pid_of("portal"), game.pid_of("server")
+
+    async def scenario() -> None:
+        client = Mccp2Stream(*await asyncio.open_connection("127.0.0.1", game.port))
+        client.writer.write(bytes((IAC, DO, MCCP2)))
+        await client.read_until(b"connect <username>")
+        client.writer.write(b"create zed secret1\r\n")
+        await client.read_until(b"Hearth Hall")
+        assert client.streams == 1
+
+        def send(line: str) -> None:
+            client.writer.write(line.encode() + b"\r\n")
+
+        reading = asyncio.create_task(client.read_until(b"pong during%d" % (DURING - 1)))
+        await reload_while_typing(game, send)
+        await reading
+        send("ping after")
+        await client.read_until(b"pong after")
+        assert client.ended >= 1, "the first zlib stream was not finished"
+        assert client.streams == client.ended + 1, (client.streams, client.ended)
+        assert_answered_once_in_order(client.plain.decode("utf-8", "replace"))
+        assert b"restarting" not in client.plain, "a hand-over must be silent"
+        client.writer.close()
+
+    asyncio.run(scenario())
+    swapped(game, old_portal, server)
+
+
+# ---------------------------------------------------------------- telnetlib3
+
+
+def test_telnetlib3_lives_through_reload_portal(game_factory: type[GameRunner]) -> None:
+    game = started(game_factory)
+    old_portal, server = game.pid_of("portal"), game.pid_of("server")
+
+    async def scenario() -> None:
+        recorder = Recorder(game.port)
+        port = await recorder.start()
+        client = Telnetlib3Client()
+        await client.connect(port, term="xterm-256color", cols=132, rows=43)
+        try:
+            await client.expect(r"connect <username> <password>")
+            client.send("create tilly secret1")
+            await client.expect(r"Hearth Hall")
+            before = await client.flags()
+            assert before["MCCP"] is True and before["GMCP"] is True
+            await reload_while_typing(game, client.send)
+            client.send("ping after")
+            await client.expect(r"pong after")
+            assert_answered_once_in_order(client.text())
+            after = await client.flags()
+            for key in ("MCCP", "GMCP", "SCREENWIDTH", "SCREENHEIGHT", "CLIENTNAME",
+                        "XTERM256", "ANSI", "CHARSET", "EOR"):
+                assert after[key] == before[key], (key, before[key], after[key])
+            assert after["SCREENWIDTH"] == {"0": 132}
+            data = {"hp": 7, "name": "Ünïcode"}
+            client.writer.send_gmcp("Char.Echo", data)
+            assert await client.gmcp_reply() == ("Char.Echo", data)
+            start = len(client.buffer)
+            client.send("look")
+            await client.expect(r"Hearth Hall")
+            assert "\x1b[" in client.buffer[start:], "no colour after the hand-over"
+            assert not client.closed
+        finally:
+            client.close()
+            recorder.close()
+
+    asyncio.run(scenario())
+    swapped(game, old_portal, server)
+
+
+def test_a_connection_still_negotiating_is_moved_too(game_factory: type[GameRunner]) -> None:
+    """A client that answers no telnet option: it is moved before the portal has even
+    announced it to the game, with the line it typed meanwhile; the new portal settles
+    its negotiation and the game answers that line."""
+    game = started(game_factory, negotiation_timeout=4.0)
+    old_portal, server = game.pid_of("portal"), game.pid_of("server")
+
+    async def scenario() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", game.port)
+        first = await asyncio.wait_for(reader.read(65536), TIMEOUT)
+        assert first.startswith(bytes((IAC,))), first  # the offers, which it ignores
+        writer.write(b"ping early\r\n")
+        code, output = await asyncio.to_thread(reload_portal, game)
+        assert code == 0, output
+        assert "(1 connections moved;" in output, output
+        data = b""
+        while b"pong early" not in data:
+            chunk = await asyncio.wait_for(reader.read(65536), TIMEOUT)
+            assert chunk, f"dropped: {data[-300:]!r}"
+            data += chunk
+        assert b"connect <username>" in data
+        writer.close()
+
+    asyncio.run(scenario())
+    swapped(game, old_portal, server)
+
+
+# ---------------------------------------------------------------- terminal clients
+
+
+async def terminal_through_reload(game: GameRunner, argv: list[str], mccp: bool) -> None:
+    """A terminal client in a 120x40 pty: login, reload-portal while typing, then its
+    window size, colours and MCCP2 state must be as before, and resizing still works."""
+    client = PtyClient(argv, cols=120, rows=40)
+    try:
+        await client.expect(r"connect <username> <password>")
+        client.send("create termy secret1")
+        await client.expect(r"Hearth Hall")
+        before = await client.flags("MCCP", "SCREENWIDTH", "XTERM256", "ANSI")
+        assert before["MCCP"] is mccp and before["SCREENWIDTH"] == {"0": 120}
+        await reload_while_typing(game, client.send)
+        client.send("ping after")
+        await client.expect(r"pong after")
+        assert_answered_once_in_order(client.text())
+        after = await client.flags("MCCP", "SCREENWIDTH", "XTERM256", "ANSI")
+        assert after == before
+        client.resize(150, 50)
+        for _ in range(50):  # NAWS reaches the new portal
+            if (await client.flags("SCREENWIDTH"))["SCREENWIDTH"] == {"0": 150}:
+                break
+        else:
+            raise AssertionError("NAWS after the hand-over never reported the resize")
+        start = len(client.output)
+        client.send("look")
+        await client.expect(r"Hearth Hall")
+        assert b"\x1b[" in client.output[start:], "no colour after the hand-over"
+        assert not client.closed and "^M" not in client.text()
+    finally:
+        client.close()
+
+
+def test_tintin_with_mccp2_lives_through_reload_portal(
+        game_factory: type[GameRunner]) -> None:
+    tintin = require("tt++")
+    game = started(game_factory)
+    old_portal, server = game.pid_of("portal"), game.pid_of("server")
+    asyncio.run(terminal_through_reload(
+        game, [tintin, "-G", "-e", f"#session hearth 127.0.0.1 {game.port}"], mccp=True))
+    swapped(game, old_portal, server)
+
+
+def test_inetutils_telnet_lives_through_reload_portal(
+        game_factory: type[GameRunner]) -> None:
+    telnet = require("telnet")
+    game = started(game_factory)
+    old_portal, server = game.pid_of("portal"), game.pid_of("server")
+    asyncio.run(terminal_through_reload(game, [telnet, "127.0.0.1", str(game.port)],
+                                        mccp=False))
+    swapped(game, old_portal, server)
+
+
+# ---------------------------------------------------------------- TLS
+
+
+def test_a_tls_client_is_told_to_reconnect(game_factory: type[GameRunner]) -> None:
+    game = started(game_factory)
+    old_portal, server = game.pid_of("portal"), game.pid_of("server")
+    port, context = ssl_port(game), client_context(game)
+
+    async def scenario() -> None:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(
+            "127.0.0.1", port, ssl=context, server_hostname="localhost"), TIMEOUT)
+        writer.write(b"ping over tls\r\n")
+        data = b""
+        while b"pong over tls" not in data:
+            chunk = await asyncio.wait_for(reader.read(65536), TIMEOUT)
+            assert chunk, data[-300:]
+            data += chunk
+        code, output = await asyncio.to_thread(reload_portal, game)
+        assert code == 0, output
+        while chunk := await asyncio.wait_for(reader.read(65536), TIMEOUT):
+            data += chunk
+        assert RECONNECT.encode() in data, data[-300:]
+        writer.close()
+        # and the port serves the next TLS connection, through the new portal
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(
+            "127.0.0.1", port, ssl=context, server_hostname="localhost"), TIMEOUT)
+        writer.write(b"ping again\r\n")
+        data = b""
+        while b"pong again" not in data:
+            chunk = await asyncio.wait_for(reader.read(65536), TIMEOUT)
+            assert chunk, data[-300:]
+            data += chunk
+        writer.close()
+
+    asyncio.run(scenario())
+    swapped(game, old_portal, server)
+
+
+# ---------------------------------------------------------------- a failing new portal
+
+
+@pytest.mark.parametrize("how", ["fail-start", "fail-take", "fail-bind"])
+def test_a_failing_new_portal_changes_nothing(game_factory: type[GameRunner],
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              how: str) -> None:
+    monkeypatch.setenv(TEST_TAKEOVER, how)  # the supervisor and its children inherit it
+    game = started(game_factory)
+    old_portal, server = game.pid_of("portal"), game.pid_of("server")
+
+    async def scenario() -> None:
+        alice = MudClient("alice")
+        await alice.connect(game.port)
+        await alice.login("alice")
+        squeezed = Mccp2Stream(*await asyncio.open_connection("127.0.0.1", game.port))
+        squeezed.writer.write(bytes((IAC, DO, MCCP2)))
+        await squeezed.read_until(b"connect <username>")
+        reloading = asyncio.create_task(asyncio.to_thread(reload_portal, game))
+        for n in range(DURING):
+            alice.send(f"ping during{n}")
+            await asyncio.sleep(0.05)
+        code, output = await reloading
+        assert code != 0, output
+        assert f"portal {old_portal} keeps serving" in output, output
+        assert "test: this portal" in output, output
+        for n in range(DURING):
+            await alice.expect(f"pong during{n}$", TIMEOUT)
+        alice.send("ping after")
+        await alice.expect("pong after", TIMEOUT)
+        assert_answered_once_in_order("\n".join(alice.lines))
+        bob = MudClient("bob")  # the old portal accepts again
+        await bob.connect(game.port)
+        await bob.login("bob")
+        squeezed.writer.write(b"ping squeezed\r\n")  # its zlib stream is still valid
+        await squeezed.read_until(b"pong squeezed")
+        assert squeezed.streams == squeezed.ended + 1, (squeezed.streams, squeezed.ended)
+        alice.close()
+        bob.close()
+        squeezed.writer.close()
+
+    asyncio.run(scenario())
+    assert game.pid_of("portal") == old_portal
+    assert game.pid_of("server") == server
+
+
+# ---------------------------------------------------------------- the health limit
+
+
+def test_a_portal_over_its_health_limit_is_replaced_live(
+        game_factory: type[GameRunner]) -> None:
+    game = game_factory({"supervisor": {"health": {"interval": 0}}})
+    game.start()
+    old_portal, server = game.pid_of("portal"), game.pid_of("server")
+
+    async def scenario() -> None:
+        alice = MudClient("alice")
+        await alice.connect(game.port)
+        await alice.login("alice")
+        # every portal is over a 1 MB limit: the first one is replaced, then the cooldown
+        game.write_settings({"supervisor": {"health": {
+            "interval": 0.5, "portal_max_rss_mb": 1, "portal_restart": True,
+            "recycle_cooldown": 3600.0}}})
+        code, output = await asyncio.to_thread(
+            lambda: (lambda r: (r.returncode, r.stdout + r.stderr))(game.cli("reload")))
+        assert code == 0, output
+        deadline = time.monotonic() + TIMEOUT  # the health watch samples every 0.5 s
+        while (await asyncio.to_thread(game.status))["portal"]["pid"] == old_portal:
+            assert time.monotonic() < deadline, "the portal over its limit was not replaced"
+            alice.send("ping waiting")  # (and paces the loop: one round trip per status)
+            await alice.expect("pong waiting", TIMEOUT)
+            await asyncio.sleep(0.2)
+        alice.send("ping after")
+        await alice.expect("pong after", TIMEOUT)
+        assert not alice.closed
+        alice.close()
+
+    asyncio.run(scenario())
+    game.remember_pids()
+    assert game.pid_of("server") != server  # (the reload above replaced it, on purpose)
+    history = game.status()["portal"]["history"]
+    assert any(entry.get("kind") == "health" for entry in history), history
