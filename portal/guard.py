@@ -504,6 +504,20 @@ class PortalGuard:
         if state.bucket.is_full(now):
             state.told_slowed = False
 
+    def take_delayed(self, session: PortalSession) -> list[tuple[str, list[Any], dict[str, Any]]]:
+        """The inputs the rate limit holds back for `session`, in order, forgotten here
+        (a portal hand-over moves them; feed them to `data_in` again to keep them)."""
+        state = self._states.get(session)
+        if state is None or not state.delayed:
+            return []
+        if state.timer is not None and hasattr(state.timer, "cancel"):
+            state.timer.cancel()
+        state.timer, state.release_pending = None, False
+        items = list(state.delayed)
+        state.delayed.clear()
+        session.throttle_input(False)
+        return items
+
     def _state(self, session: PortalSession) -> _SessionState:
         state = self._states.get(session)
         if state is None:

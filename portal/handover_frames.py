@@ -78,7 +78,8 @@ class SessionMove(MoveFrame, frozen=True):
 
     `session` is its synced data (sessid 0 while negotiation had not settled), `input`
     its held input with the link's sequence numbers, `early` the input typed before it
-    was announced, `announced` whether the server knows it.
+    was announced, `delayed` the input its rate limit held back, `announced` whether the
+    server knows it.
     """
 
     protocol_key: str
@@ -87,6 +88,8 @@ class SessionMove(MoveFrame, frozen=True):
     input: list[InputItem] = msgspec.field(default_factory=list)
     early: list[tuple[str, list[Any], dict[str, Any]]] = msgspec.field(default_factory=list)
     announced: bool = False
+    # input the rate limit held back (after `input`; it goes through the new guard again)
+    delayed: list[tuple[str, list[Any], dict[str, Any]]] = msgspec.field(default_factory=list)
 
 
 class MoveDone(MoveFrame, frozen=True):

@@ -326,6 +326,10 @@ class PortalSessionHandler:
         """Every session's held input, by sessid (for a hand-over)."""
         return self.link.held_input()
 
+    def take_delayed(self, session: PortalSession) -> list[tuple[str, list[Any], dict[str, Any]]]:
+        """The input the rate limit holds back for `session`, taken out (for a hand-over)."""
+        return self.guard.take_delayed(session)
+
     def announced(self, session: PortalSession) -> bool:
         """Whether the server knows `session` (it is in the server's sync)."""
         return session.sessid in self.sessions and self.link.announced(session.sessid)

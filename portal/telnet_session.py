@@ -69,12 +69,14 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         self._announced_to_handler = False
         self._early_input: list[tuple[str, list[Any], dict[str, Any]]] = []
         self._admitted = False
+        self._counted = True  # admitted and counted by the guard (release once at the end)
         self.moved_in: SessionMove | None = None  # set before connection_made: adopt it
         self._moving: TelnetState | None = None  # our own snapshot while handed over
         self.moved_out = False  # the new portal has this connection now
         # while a hand-over is under way nothing is written: output waits in the parser
         self._held = False
         self.late_output = 0  # bytes that came after our snapshot and were not written
+        self._delayed: list[tuple[str, list[Any], dict[str, Any]]] = []  # taken from the guard
 
     # ------------------------------------------------------------ asyncio callbacks
 
@@ -155,7 +157,8 @@ class TelnetSession(asyncio.Protocol, PortalSession):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self._admitted or self.moved_out:
             return
-        self._handler.release(self.address)
+        if self._counted:
+            self._handler.release(self.address)
         if self.gone is not None and not self.gone.done():
             self.gone.set_result(None)
         if self._timer is not None:
@@ -244,9 +247,10 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         self._write()
         self._moving, self._held = state, True
         items = held.get(self.sessid, []) if self._announced_to_handler else []
+        self._delayed = self._handler.take_delayed(self)
         move = SessionMove(protocol_key=self._key, session=self.get_sync_data(),
                            telnet=state, input=items, early=list(self._early_input),
-                           announced=self._handler.announced(self))
+                           delayed=self._delayed, announced=self._handler.announced(self))
         return move, sock.fileno()
 
     def output_pending(self) -> int:
@@ -271,6 +275,9 @@ class TelnetSession(asyncio.Protocol, PortalSession):
             now.mccp = True
             self.telnet.restore(now)
         self.go_live()
+        delayed, self._delayed = self._delayed, []
+        for item in delayed:  # back through the rate limit
+            self.data_in(*item)
 
     def go_live(self) -> None:
         """Read and write again (old portal: the move failed; new portal: it is done)."""
@@ -287,7 +294,8 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         self._held = True
         self._set_paused("handover", True)
         self._admitted = True
-        self._handler.admit(data.address)  # counted again here; it was let in already
+        # it was let in already: counted here too, but never refused now
+        self._counted = self._handler.admit(data.address) is None
         self.init_session(self._key, data.address, self._handler)
         load_sync_data_into(self, data, SYNCED_FIELDS)
         self.telnet.restore(move.telnet)
@@ -296,6 +304,8 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         if data.sessid:
             self._announced_to_handler = True
             self._handler.adopt(self, move.announced, move.input)
+            for item in move.delayed:  # newer than `input`: new seqs keep the order
+                self.data_in(*item)
         else:
             self._timer = asyncio.get_running_loop().call_later(
                 self._negotiation_timeout, self._settle)

@@ -206,6 +206,29 @@ def test_a_connection_still_negotiating_is_moved_too(game_factory: type[GameRunn
     swapped(game, old_portal, server)
 
 
+def test_input_held_back_by_the_rate_limit_moves_too(game_factory: type[GameRunner]) -> None:
+    """A player typing faster than `commands_per_second`: what the rate limit holds back
+    in the old portal is moved and answered by the new one, once each, in order."""
+    game = started(game_factory, commands_per_second=4.0, command_burst=2)
+    old_portal, server = game.pid_of("portal"), game.pid_of("server")
+
+    async def scenario() -> None:
+        alice = MudClient("alice")
+        await alice.connect(game.port)
+        await alice.login("alice")
+        for n in range(DURING):  # at once: most wait in the old portal's rate limit
+            alice.send(f"ping during{n}")
+        code, output = await asyncio.to_thread(reload_portal, game)
+        assert code == 0, output
+        for n in range(DURING):
+            await alice.expect(f"pong during{n}$", TIMEOUT)
+        assert_answered_once_in_order("\n".join(alice.lines))
+        alice.close()
+
+    asyncio.run(scenario())
+    swapped(game, old_portal, server)
+
+
 # ---------------------------------------------------------------- terminal clients
 
 
