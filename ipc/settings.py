@@ -77,6 +77,18 @@ class PortalSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     unlimited_addresses: list[str] = msgspec.field(
         default_factory=lambda: ["127.0.0.0/8", "::1/128"])
 
+    # The web client (page, websocket and ajax) port; None: off, 0: any free port.
+    web_port: int | None = None
+    web_tls: bool = False  # serve the web port over TLS with the telnet/ssl certificate
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For header is believed.
+    web_trusted_proxies: list[str] = msgspec.field(default_factory=list)
+    # A web session whose browser went away (refresh, network drop) waits this long for
+    # the same page (csessid) to come back before it is ended.
+    web_linger: float = 60.0
+    # Seconds of silence before a websocket is pinged; twice this and it is dropped.
+    # An ajax poll is answered with a keepalive after this long.
+    web_keepalive: float = 25.0
+
     def __post_init__(self) -> None:
         for key in ("read_max_bytes", "read_max_steps"):
             if getattr(self, key) < 1:
@@ -93,7 +105,7 @@ class PortalSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             except ValueError:
                 raise ValueError(f"`unlimited_addresses`: {network!r} is not an address "
                                  "or network") from None
-        for key in ("telnet_port", "telnet_ssl_port"):
+        for key in ("telnet_port", "telnet_ssl_port", "web_port"):
             port = getattr(self, key)
             if port is not None and not 0 <= port <= 65535:
                 raise ValueError(f"`{key}` must be a port number (0-65535), not {port}")
@@ -103,6 +115,15 @@ class PortalSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             raise ValueError(f"`max_line` must be at least 1, not {self.max_line}")
         if self.input_buffer_per_session < 1 or self.input_buffer_total < 1:
             raise ValueError("input buffer limits must be at least 1")
+        for proxy in self.web_trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"`web_trusted_proxies`: {proxy!r} is not an address "
+                                 "or network") from None
+        for key in ("web_linger", "web_keepalive"):
+            if getattr(self, key) <= 0:
+                raise ValueError(f"`{key}` must be positive")
 
 
 class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -31,6 +31,7 @@ from ipc.settings import Settings, runtime_paths
 from portal.sessions import MSG_DOWN, PortalSessionHandler
 from portal.telnet_session import TelnetSession
 from portal.tls import certificate_paths, server_context
+from portal.web.server import WebServer, listen_web
 
 log = logging.getLogger("portal")
 
@@ -49,6 +50,7 @@ class PortalProcess(ChildProcess):
         )
         self.ports: dict[str, int] = {}
         self.listeners: list[asyncio.AbstractServer] = []
+        self.web: WebServer | None = None
 
     async def main(self) -> int:
         env = self.env
@@ -59,6 +61,7 @@ class PortalProcess(ChildProcess):
         self.control.send(Hello(role="portal", pid=os.getpid(), secret=env.secret))
         await self.listen_ipc()
         await self.listen_telnet()
+        await self.listen_web()
         self.control.send(Ready(info={"ports": self.ports, "run_id": self.handler.run_id}))
         log.info("portal ready: %s", self.ports)
         return await self.done
@@ -117,6 +120,23 @@ class PortalProcess(ChildProcess):
             return TelnetSession(self.handler, "telnet/ssl", self.mssp, portal.negotiation_timeout)
 
         await self.serve("telnet/ssl", port, factory, ssl=context, ssl_handshake_timeout=10.0)
+
+    async def listen_web(self) -> None:
+        """The web client: page, websocket and ajax on one port (off without `web_port`)."""
+        portal = self.settings.portal
+        if portal.web_port is None:
+            return
+        context = None
+        if portal.web_tls:
+            cert, key = certificate_paths(self.env.game_dir,
+                                          runtime_paths(self.env.game_dir).keys,
+                                          portal.tls_cert, portal.tls_key, portal.interface)
+            context = server_context(cert, key)
+        self.web = WebServer.create(self.handler, portal, self.settings.game.name)
+        server = await listen_web(self.web, portal.interface, portal.web_port,
+                                  portal.listen_backlog, context)
+        self.listeners.append(server)
+        self.ports["web"] = server.sockets[0].getsockname()[1]
 
     def mssp(self) -> dict[str, str]:
         return {
