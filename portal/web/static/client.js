@@ -173,6 +173,7 @@
     transport: null,
     open: false,
     attempt: 0,
+    opens: 0, // connections opened in this page's life (tests read it)
     timer: null,
     closedByServer: false,
     restarting: false,
@@ -188,6 +189,7 @@
 
     opened(how) {
       this.open = true;
+      this.opens += 1;
       if (how === "websocket") this.wsEverOpened = true;
       if (this.attempt || this.restarting) note("Connected again.");
       this.attempt = 0;
