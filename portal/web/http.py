@@ -70,6 +70,7 @@ class HttpConnection:
         self._body = bytearray()
         self._answering = False  # a request was handed out and awaits its response
         self._failed = False
+        self._eof = False
 
     # ------------------------------------------------------------ receiving
 
@@ -79,7 +80,8 @@ class HttpConnection:
             return
         if self._answering:
             self.backlog += data
-            if not data:
+            if not data:  # the peer is gone; h11 hears of it after the answer
+                self._eof = True
                 self._events.append(PeerClosed())
             return
         self._feed(data)
@@ -181,7 +183,12 @@ class HttpConnection:
         if self._h11.our_state is h11.DONE and self._h11.their_state is h11.DONE:
             self._h11.start_next_cycle()
             backlog, self.backlog = bytes(self.backlog), bytearray()
-            self._feed(backlog)
+            if backlog:
+                self._feed(backlog)
+            else:
+                self._parse()  # h11 may already hold the next request
+            if self._eof:
+                self._feed(b"")
 
     def _respond(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         all_headers = [*headers, ("Content-Length", str(len(body))), ("Server", "Hearth")]
