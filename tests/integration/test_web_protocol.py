@@ -13,7 +13,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from benchmarks.client import GameRunner, MudClient
+from benchmarks.client import GameRunner, MudClient, kill9
 from ipc.settings import runtime_paths
 
 
@@ -294,3 +294,22 @@ def test_http_routes_and_limits(web: GameRunner) -> None:
     assert request(port, "POST", "/webclientdata", b"x" * 100_000)[0] == 413
     many = {f"X-Header-{i}": "1" for i in range(100)}
     assert request(port, "GET", "/", headers=many)[0] == 431
+
+
+def test_websocket_session_lives_through_a_server_crash(web: GameRunner) -> None:
+    async def scenario() -> None:
+        ws = await open_ws(web_port(web))
+        await until(ws, "create &lt;username&gt;")
+        await ws.send(json.dumps(["text", ["create crashy secret1"], {}]))
+        await until(ws, "Hearth Hall")
+        kill9(web.pid_of("server"))
+        for n in range(3):
+            await ws.send(json.dumps(["text", [f"ping crash-{n}"], {}]))
+        seen = await until(ws, "pong crash-2", timeout=40)
+        pongs = [m[1][0] for m in seen if "pong" in str(m)]
+        assert pongs == ["pong crash-0", "pong crash-1", "pong crash-2"], seen
+        await ws.send(json.dumps(["text", ["who"], {}]))
+        assert "crashy" in (await until(ws, "Players online"))[-1][1][0]
+        await ws.close()
+
+    asyncio.run(scenario())

@@ -107,3 +107,19 @@ def test_request_shaped_bytes_never_raise(parts: list[bytes]) -> None:
         if not requests:
             break
         conn.send_response(200, [], b"")
+
+
+def test_forwarded_for_is_believed_only_from_trusted_proxies() -> None:
+    import ipaddress
+
+    from portal.web.server import forwarded_address
+
+    trusted = [ipaddress.ip_network("127.0.0.1"), ipaddress.ip_network("10.0.0.0/8")]
+    assert forwarded_address("127.0.0.1", "203.0.113.9", trusted) == "203.0.113.9"
+    # the right-most entry not added by one of our proxies is the client
+    assert forwarded_address("127.0.0.1", "1.1.1.1, 203.0.113.9, 10.1.2.3",
+                             trusted) == "203.0.113.9"
+    assert forwarded_address("198.51.100.7", "203.0.113.9", trusted) == "198.51.100.7"
+    assert forwarded_address("127.0.0.1", "junk", trusted) == "127.0.0.1"
+    assert forwarded_address("127.0.0.1", None, trusted) == "127.0.0.1"
+    assert forwarded_address("127.0.0.1", "10.0.0.1", trusted) == "127.0.0.1"
