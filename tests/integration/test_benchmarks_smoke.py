@@ -17,6 +17,7 @@ SMOKE = {
     "ipc": ["--frames", "2000", "--unbatched-frames", "500"],
     "latency": ["--clients", "1,3", "--duration", "0.3", "--warmup", "0.1", "--storm", "3"],
     "capacity": ["--sessions", "20"],
+    "web": ["--sessions", "10", "--clients", "3", "--duration", "0.3", "--warmup", "0.1"],
     "startup": ["--repeats", "1", "--no-cached"],
     "hostile": ["--duration", "0.5", "--patterns", "toggles,newlines,gmcp_poison,conn_flood"],
     "reload": ["--clients", "3", "--warmup", "0.2", "--quiet", "0.2", "--settle", "0.2",
