@@ -33,7 +33,6 @@ from websockets.uri import parse_uri
 
 from benchmarks.client import (
     GameRunner,
-    PingClient,
     open_clients,
     percentile,
     raise_fd_limit,
