@@ -176,7 +176,6 @@ class WebConnection(asyncio.Protocol):
             session.poll_lost(answer)
         if self.session is not None:
             self.session.detach(cast(Link, self))
-            self.session = None
         if self.admitted is not None:
             self.server.handler.release(self.admitted)
             self.admitted = None
@@ -356,8 +355,8 @@ class WebConnection(asyncio.Protocol):
     def _message(self, opcode: Opcode, data: bytes) -> None:
         self.fragments = []
         session = self.session
-        if session is None:
-            return
+        if session is None or session.link is not self:
+            return  # closing, or the session moved to a newer connection
         message: Message = data
         if opcode is Opcode.TEXT:  # websockets has checked it is UTF-8
             try:
@@ -370,19 +369,18 @@ class WebConnection(asyncio.Protocol):
         """A normal close (1000) from the page ends the session; anything else (1001 on a
         refresh, an error) leaves it for the page's next connection to take over."""
         session = self.session
-        if session is not None and close is not None and close.code == CloseCode.NORMAL_CLOSURE:
-            self.session = None
+        if session is not None and close is not None and close.code == CloseCode.NORMAL_CLOSURE \
+                and session.link is self:
             session.end(close.reason or "the page closed the connection")
 
     def _websocket_ended(self, ws: ServerProtocol) -> None:
         session = self.session
         sent = ws.close_sent
-        if session is not None and sent is not None and sent.code in (
+        if session is not None and session.link is self and sent is not None and sent.code in (
                 CloseCode.MESSAGE_TOO_BIG, CloseCode.PROTOCOL_ERROR,
                 CloseCode.INVALID_DATA):
             log.info("session %d (%s): websocket error %d %s; ending it",
                      session.sessid, session.address, sent.code, sent.reason)
-            self.session = None
             session.end(f"websocket error: {sent.reason}")
         if self.transport is not None:
             self.transport.close()
@@ -402,7 +400,6 @@ class WebConnection(asyncio.Protocol):
 
     def close_link(self, code: int, reason: str) -> None:
         ws = self.ws
-        self.session = None
         if ws is not None and ws.state is State.OPEN:
             ws.send_close(code, reason.encode("utf-8")[:120].decode("utf-8", "ignore"))
             self._write(b"".join(ws.data_to_send()))
@@ -455,7 +452,9 @@ class WebConnection(asyncio.Protocol):
                             "csessid": parsed.csessid}).encode()
         old = hub.takeover(AJAX, csessid, parsed.cuid)
         if isinstance(old, AjaxSession):
-            old.cuid = parsed.cuid
+            log.info("session %d (%s): taken over by its page's new load", old.sessid,
+                     old.address)
+            old.take_over(parsed.cuid)
             self._respond(200, JSON, reply)
             return
         address = self.address(request)

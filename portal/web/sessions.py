@@ -25,7 +25,7 @@ from typing import Any, Final, Literal, Protocol
 
 from portal.session import PortalSession
 from portal.sessions import PortalSessionHandler
-from portal.web.ajax import AjaxChannel
+from portal.web.ajax import AjaxChannel, PollState
 from portal.web.wire import Message, WireFormat, encode_array
 
 log = logging.getLogger(__name__)
@@ -176,6 +176,10 @@ class WebSession(PortalSession):
     def has_link(self) -> bool:
         raise NotImplementedError
 
+    def page_present(self) -> bool:
+        """True while a page is connected (a socket open, or an ajax poll held)."""
+        raise NotImplementedError
+
     def sweep(self, now: float) -> None:
         raise NotImplementedError
 
@@ -195,21 +199,26 @@ class WebsocketSession(WebSession):
     def attach(self, link: Link) -> None:
         """A connection (the first, or a refreshed page's) now carries this session."""
         old, self.link = self.link, link
+        returning = old is not None or self.detached_at is not None
         if old is not None:
             old.close_link(4000, "this session was opened again elsewhere")
         self.detached_at = None
         self.last_heard = time.monotonic()
         if self.gone is None or self.gone.done():
             self.gone = asyncio.get_running_loop().create_future()
+        if returning and self.logged_in:
+            self.send_default("logged_in", [], {})  # the new page does not know yet
         if self.waiting:
             self.output_waiting()
 
     def detach(self, link: Link) -> None:
-        """`link` went away without ending the session: wait for the page to come back."""
-        if link is not self.link or self.ended:
-            return
+        """`link`'s socket closed. Unless the session has ended, it now waits for its page
+        to come back (a refresh, a reconnect)."""
+        if link is not self.link:
+            return  # a connection this session already left
         self.link = None
-        self.detached_at = time.monotonic()
+        if not self.ended:
+            self.detached_at = time.monotonic()
         if self.gone is not None and not self.gone.done():
             self.gone.set_result(None)
 
@@ -218,6 +227,8 @@ class WebsocketSession(WebSession):
         self.pinged = False
 
     def queue_message(self, message: Message) -> None:
+        if self.ended and self.link is None:
+            return
         self.waiting.append(message)
         self.waiting_bytes += len(message)
         if self.waiting_bytes > self.hub.handler.settings.max_output_buffer:
@@ -239,11 +250,14 @@ class WebsocketSession(WebSession):
         pass  # the close that follows detaches the session; a refresh takes it over
 
     def close_transport(self, code: int, reason: str) -> None:
-        link, self.link = self.link, None
-        if link is not None:
-            link.close_link(code, reason)
+        """Close the socket; `gone` is set when it has closed (`detach`)."""
+        if self.link is not None:
+            self.link.close_link(code, reason)
 
     def has_link(self) -> bool:
+        return self.link is not None
+
+    def page_present(self) -> bool:
         return self.link is not None
 
     def pause_input(self) -> None:
@@ -264,8 +278,8 @@ class WebsocketSession(WebSession):
             log.info("session %d (%s): no answer to a ping; waiting for the page to come "
                      "back", self.sessid, self.address)
             link = self.link
-            link.close_link(1011, "no answer to ping")
             self.detach(link)
+            link.close_link(1011, "no answer to ping")
         elif action == "ping" and not self.pinged and self.link is not None:
             self.pinged = True
             self.hub.ping(self.link)
@@ -283,6 +297,8 @@ class AjaxSession(WebSession):
         self.held_inputs: list[Callable[[], None]] = []  # answers deferred while paused
 
     def queue_message(self, message: Message) -> None:
+        if self.ended:
+            return
         text = message if isinstance(message, str) else message.decode("utf-8", "replace")
         if not self.channel.push(text):
             log.warning("session %d (%s): %d bytes of output wait for polls that do not "
@@ -308,6 +324,17 @@ class AjaxSession(WebSession):
         else:
             self.held = answer
 
+    def take_over(self, cuid: str) -> None:
+        """A new load of the page (same csessid, new cuid) takes this session over."""
+        self.cuid = cuid
+        held, self.held = self.held, None
+        if held is not None:
+            self.channel.poll_lost()
+            held(encode_array("connection_close",
+                              ["This session was opened again in another window."], {}))
+        if self.logged_in:
+            self.send_default("logged_in", [], {})  # the new page does not know yet
+
     def poll_lost(self, answer: Callable[[str], None]) -> None:
         if answer is self.held:
             self.held = None
@@ -326,6 +353,9 @@ class AjaxSession(WebSession):
 
     def has_link(self) -> bool:
         return False  # polls are answered at once; nothing waits to be written
+
+    def page_present(self) -> bool:
+        return self.channel.state is PollState.HELD
 
     def pause_input(self) -> None:
         self.paused = True
@@ -376,12 +406,19 @@ class WebHub:
             self._schedule()
 
     def takeover(self, key: str, csessid: str, cuid: str) -> WebSession | None:
-        """The session a returning page (same csessid and protocol) should take over:
-        a detached one, or an attached one of the very same page (same cuid too)."""
+        """The session a returning page (same csessid and protocol) should take over.
+
+        A websocket session is taken over when its socket has closed (a refresh) or by the
+        very same page load (same cuid: a reconnect before we noticed the old socket die);
+        a live session of another load with the same csessid (a duplicated tab, or
+        Evennia's page in two tabs, which share the Django session key) is left alone.
+        An ajax session is always taken over by a new load: Chromium keeps an aborted
+        poll's connection open after a refresh, so a held poll proves nothing; the old
+        page, if it still exists, is told (`AjaxSession.take_over`).
+        """
         candidates = self.by_page.get((key, csessid), []) if csessid else []
         for session in reversed(candidates):
-            detached = isinstance(session, WebsocketSession) and session.link is None
-            if detached or isinstance(session, AjaxSession) or session.cuid == cuid:
+            if session.cuid == cuid or not session.page_present() or key == AJAX:
                 return session
         return None
 

@@ -144,6 +144,15 @@ async def play(game: GameRunner, transport: str, screenshot: Path | None = None)
         if screenshot is not None:
             await page.screenshot(path=str(screenshot))
 
+        # a refresh takes the session over: still logged in, no second session
+        await page.reload()
+        await wait_status(page, "connected, logged in")
+        await type_line(page, "say refreshed")
+        await bob.expect(r'webby says, "refreshed"')
+        bob.send("who")
+        await bob.expect(r"Players online \(2\): bob, webby")
+        assert game.status()["sessions"] == 2
+
         # a reboot restarts the portal: the page says so and comes back by itself
         bob.close()
         code, out, _ = await acli(game, "reboot")

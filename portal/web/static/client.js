@@ -2,7 +2,8 @@
 // websocket, or over ajax long polls when no websocket can be opened (or with ?ajax in
 // the page address). Reconnects by itself with back-off; a refreshed page sends the same
 // page id (csessid, kept per tab in sessionStorage), so the portal gives it its session
-// back, logged in. Output HTML comes from the portal, which escapes everything players
+// back, logged in. cuid is new at every page load: a duplicated tab (which copies
+// sessionStorage) gets a session of its own instead of taking over the original's. Output HTML comes from the portal, which escapes everything players
 // typed; this file never builds HTML from text.
 "use strict";
 
@@ -34,7 +35,7 @@
   }
 
   const csessid = pageId("hearth.csessid");
-  const cuid = pageId("hearth.cuid");
+  const cuid = randomId();
   const browser = (navigator.userAgentData && navigator.userAgentData.brands.length)
     ? navigator.userAgentData.brands[navigator.userAgentData.brands.length - 1].brand
     : (navigator.userAgent.match(/(firefox|chrome|safari|edg)/i) || ["other"])[0];
@@ -173,6 +174,7 @@
     transport: null,
     open: false,
     attempt: 0,
+    generation: 0, // events of an older transport are ignored
     opens: 0, // connections opened in this page's life (tests read it)
     timer: null,
     closedByServer: false,
@@ -183,7 +185,11 @@
       this.timer = null;
       this.closedByServer = false;
       setStatus(this.attempt ? "reconnecting…" : "connecting…", "warn");
-      const events = { open: (how) => this.opened(how), closed: () => this.closed() };
+      const generation = ++this.generation;
+      const events = {
+        open: (how) => { if (generation === this.generation) this.opened(how); },
+        closed: () => { if (generation === this.generation) this.closed(); },
+      };
       this.transport = this.kind === "ajax" ? AjaxTransport(events) : WebsocketTransport(events);
     },
 
