@@ -38,6 +38,7 @@ from benchmarks.client import (
     raise_fd_limit,
     rss_of,
 )
+from benchmarks.latency import cpu_seconds
 from benchmarks.report import table, temp_dir, write_json
 
 
@@ -210,7 +211,8 @@ async def idle_memory(kind: str, n: int, args: argparse.Namespace) -> dict[str, 
         game.cleanup()
 
 
-async def closed_loop(clients: list[Any], duration: float, warmup: float) -> dict[str, Any]:
+async def closed_loop(clients: list[Any], duration: float, warmup: float,
+                      pids: dict[str, int]) -> dict[str, Any]:
     for client in clients:
         client.closed_loop = True
         client.running = True
@@ -218,9 +220,11 @@ async def closed_loop(clients: list[Any], duration: float, warmup: float) -> dic
     await asyncio.sleep(warmup)
     for client in clients:
         client.rtts = []
+    cpu0 = cpu_seconds(pids)
     start = time.monotonic()
     await asyncio.sleep(duration)
     elapsed = time.monotonic() - start
+    cpu1 = cpu_seconds(pids)
     rtts = [rtt for client in clients for rtt in client.rtts]
     for client in clients:
         client.running = False
@@ -229,17 +233,21 @@ async def closed_loop(clients: list[Any], duration: float, warmup: float) -> dic
         await asyncio.sleep(0.01)
     lost = sum(c.sent - c.answered for c in clients)
     return {"round_trips": len(rtts), "per_s": len(rtts) / elapsed, "lost": lost,
-            "p50_us": percentile(rtts, 50) * 1e6, "p99_us": percentile(rtts, 99) * 1e6}
+            "p50_us": percentile(rtts, 50) * 1e6, "p99_us": percentile(rtts, 99) * 1e6,
+            "cpu_us_per_rt": {role: (cpu1[role] - cpu0[role]) / max(len(rtts), 1) * 1e6
+                              for role in pids}}
 
 
 async def round_trips(args: argparse.Namespace) -> dict[str, Any]:
     game = web_game("hearth-web-loop-")
     loop = asyncio.get_running_loop()
     try:
-        ports = game.status()["ports"]
+        status = game.status()
+        ports = status["ports"]
+        pids = {role: int(status[role]["pid"]) for role in ("portal", "server")}
         telnet_clients = await open_clients(int(ports["telnet"]), args.clients, prefix="l")
         await asyncio.gather(*(c.expect("connect <username>", 60) for c in telnet_clients))
-        telnet = await closed_loop(telnet_clients, args.duration, args.warmup)
+        telnet = await closed_loop(telnet_clients, args.duration, args.warmup, pids)
         for client in telnet_clients:
             client.close()
 
@@ -250,7 +258,7 @@ async def round_trips(args: argparse.Namespace) -> dict[str, Any]:
             return client
 
         ws_clients = await open_many(ws, args.clients, args.concurrency, 120)
-        websocket = await closed_loop(ws_clients, args.duration, args.warmup)
+        websocket = await closed_loop(ws_clients, args.duration, args.warmup, pids)
         for client in ws_clients:
             client.close()
         return {"clients": args.clients, "telnet": telnet, "websocket": websocket}
@@ -296,6 +304,10 @@ def report(data: dict[str, Any]) -> list[str]:
                 [["round trips/s", w["per_s"], t["per_s"], _ratio(w["per_s"], t["per_s"])],
                  ["p50 (µs)", w["p50_us"], t["p50_us"], _ratio(w["p50_us"], t["p50_us"])],
                  ["p99 (µs)", w["p99_us"], t["p99_us"], _ratio(w["p99_us"], t["p99_us"])],
+                 *[[f"{role} CPU µs/round trip", w["cpu_us_per_rt"][role],
+                    t["cpu_us_per_rt"][role],
+                    _ratio(w["cpu_us_per_rt"][role], t["cpu_us_per_rt"][role])]
+                   for role in ("portal", "server")],
                  ["lost", w["lost"], t["lost"], ""]]))
     for kind, figures in loops.items():
         if isinstance(figures, dict) and (figures["lost"] or not figures["round_trips"]):

@@ -27,6 +27,7 @@ _BRIGHT_BG: Final = {"r": "500", "g": "050", "y": "550", "b": "005", "m": "505",
 _LAYOUT: Final = {"|": "|", "/": "<br>", "-": "    ", "_": " ", ">": "    "}
 # C0 controls (but tab and newline), DEL and C1 controls: never sent to a page.
 _CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_SPECIAL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f<>&\"']")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,8 @@ _FLAGS: Final = {"u": ("underline", True), "U": ("underline", False),
 
 def escape_text(text: str) -> str:
     """Plain text as safe HTML: escaped, control characters dropped, newlines as <br>."""
+    if not _SPECIAL.search(text):
+        return text  # the common case, on the hot output path
     text = _CONTROL.sub("", text).replace("\r", "").replace("\t", "    ")
     return html.escape(text, quote=True).replace("\n", "<br>")
 
@@ -106,6 +109,8 @@ def _apply(style: _Style, code: str) -> _Style:
 
 def to_html(text: str) -> str:
     """Render markup as escaped HTML; every span opened is closed at the end."""
+    if "|" not in text:
+        return escape_text(text)
     text = _CONTROL.sub("", text)  # also frees \x00 to mark layout codes below
     out: list[str] = []
     style = _DEFAULT

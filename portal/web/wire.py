@@ -19,6 +19,8 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
+import msgspec
+
 from portal.colour import render, strip
 from portal.telnet import _decode_gmcp, _encode_gmcp  # one GMCP mapping for every protocol
 from portal.web.html import escape_text, to_html
@@ -46,8 +48,8 @@ def choose_subprotocol(offered: list[str]) -> str:
 def decode_array(data: str | bytes) -> Input | None:
     """`["cmdname", [args], {kwargs}]` (args and kwargs may be left out) or None."""
     try:
-        value = json.loads(data)
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        value = _decode(data)
+    except (msgspec.DecodeError, RecursionError):  # not JSON, not UTF-8, too deep
         return None
     if not isinstance(value, list) or not 1 <= len(value) <= 3:
         return None
@@ -62,7 +64,14 @@ def decode_array(data: str | bytes) -> Input | None:
 
 
 def encode_array(cmdname: str, args: list[Any], kwargs: Mapping[str, Any]) -> str:
-    return json.dumps([cmdname, args, kwargs], ensure_ascii=False, default=str)
+    try:
+        return _encode([cmdname, args, kwargs]).decode("utf-8")
+    except (TypeError, ValueError, OverflowError):  # a value JSON has no form for
+        return json.dumps([cmdname, args, kwargs], ensure_ascii=False, default=str)
+
+
+_decode = msgspec.json.Decoder().decode
+_encode = msgspec.json.Encoder(enc_hook=str).encode
 
 
 def text_html(text: str, flags: Mapping[str, Any]) -> str:
