@@ -31,7 +31,7 @@ from ipc.settings import Settings, runtime_paths
 from portal.sessions import MSG_DOWN, PortalSessionHandler
 from portal.telnet_session import TelnetSession
 from portal.tls import certificate_paths, server_context
-from portal.web.server import WebServer, listen_web
+from portal.web.server import WebServer
 
 log = logging.getLogger("portal")
 
@@ -126,17 +126,14 @@ class PortalProcess(ChildProcess):
         portal = self.settings.portal
         if portal.web_port is None:
             return
-        context = None
+        tls: dict[str, Any] = {}
         if portal.web_tls:
             cert, key = certificate_paths(self.env.game_dir,
                                           runtime_paths(self.env.game_dir).keys,
                                           portal.tls_cert, portal.tls_key, portal.interface)
-            context = server_context(cert, key)
+            tls = {"ssl": server_context(cert, key), "ssl_handshake_timeout": 10.0}
         self.web = WebServer.create(self.handler, portal, self.settings.game.name)
-        server = await listen_web(self.web, portal.interface, portal.web_port,
-                                  portal.listen_backlog, context)
-        self.listeners.append(server)
-        self.ports["web"] = server.sockets[0].getsockname()[1]
+        await self.serve("web", portal.web_port, self.web.connection, **tls)
 
     def mssp(self) -> dict[str, str]:
         return {

@@ -507,12 +507,3 @@ def _web_flags(client: str, protocol: str, oob: bool) -> dict[str, Any]:
     return {"CLIENTNAME": f"Evennia Webclient ({client}){suffix}", "UTF-8": True,
             "ANSI": True, "XTERM256": True, "TRUECOLOR": True, "OOB": oob,
             "WEBCLIENT": True}
-
-
-async def listen_web(server: WebServer, interface: str, port: int, backlog: int,
-                     ssl_context: Any = None) -> asyncio.Server:
-    loop = asyncio.get_running_loop()
-    return await loop.create_server(server.connection, interface, port, backlog=backlog,
-                                    ssl=ssl_context,
-                                    ssl_handshake_timeout=10.0 if ssl_context else None)
-

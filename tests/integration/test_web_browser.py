@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks.client import GameRunner, MudClient, acli, free_port
+from benchmarks.client import GameRunner, MudClient, acli
 from tests.clients import require
 
 playwright_api = pytest.importorskip("playwright.async_api")
@@ -36,8 +36,8 @@ def unsecret(ctx: Context) -> None:
 
 
 def web_game(game_factory: type[GameRunner], **portal: Any) -> GameRunner:
-    # a fixed port: the page must find the game at the same address after a reboot
-    runner = game_factory({"portal": {"web_port": free_port(), **portal}})
+    # port 0 is bound once by the supervisor: a reboot keeps the page's address
+    runner = game_factory({"portal": {"web_port": 0, **portal}})
     with (runner.dir / "commands.py").open("a") as handle:
         handle.write(SECRET_COMMAND)
     runner.start()
