@@ -313,3 +313,33 @@ def test_websocket_session_lives_through_a_server_crash(web: GameRunner) -> None
         await ws.close()
 
     asyncio.run(scenario())
+
+
+FLOOD_COMMAND = '''
+
+@command("flood", logged_in=None, help="flood - a lot of output (test).")
+def flood(ctx: Context) -> None:
+    for n in range(3000):
+        ctx.session.msg(f"flood {n} " + "x" * 10000)
+'''
+
+
+def test_a_page_that_stops_reading_is_cut_off(game_factory: type[GameRunner]) -> None:
+    game = game_factory({"portal": {"web_port": 0, "max_output_buffer": 262144}})
+    with (game.dir / "commands.py").open("a") as handle:
+        handle.write(FLOOD_COMMAND)
+    game.start()
+
+    async def scenario() -> None:
+        # max_queue=1: the client library stops reading from the socket at once
+        ws = await open_ws(web_port(game), max_queue=1)
+        await until(ws, "create &lt;username&gt;")
+        await ws.send(json.dumps(["text", ["flood"], {}]))
+        async with asyncio.timeout(60):
+            while game.status()["sessions"]:
+                await asyncio.sleep(0.5)
+        log = (game.dir / ".hearth" / "logs" / "portal.log").read_text()
+        assert "stopped reading" in log or "does not read" in log, log[-2000:]
+        ws.transport.abort()
+
+    asyncio.run(scenario())
