@@ -136,7 +136,7 @@ class HttpConnection:
             self._fail(431, "too many header fields")
             return
         for name, value in head.headers:
-            if name == b"content-length" and int(value) > self.max_body:
+            if name == b"content-length" and int(value) > self.max_body:  # h11 checked digits
                 self._fail(413, "request body too large")
                 return
         self._head = head

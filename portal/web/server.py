@@ -495,9 +495,7 @@ def _page_query(query: str) -> tuple[str, str, str]:
     """Evennia's `?csessid&cuid&browser` (plain fields, not key=value), each bounded."""
     parts = [p[:128] for p in query.split("&", 2)] + ["", "", ""]
     csessid, cuid, browser = parts[0], parts[1], parts[2]
-    if not cuid and not browser:
-        pass
-    elif not browser:
+    if cuid and not browser:
         cuid, browser = "", cuid  # Evennia's two-field form: csessid&browser
     return clean_csessid(csessid), cuid, "".join(c for c in browser if c.isprintable())[:64]
 

@@ -20,7 +20,6 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Final, Literal, Protocol
 
 from portal.session import PortalSession
@@ -105,8 +104,7 @@ class WebSession(PortalSession):
             return  # as Evennia: a malformed message is ignored without a reply
         cmdname, args, kwargs = decoded
         if cmdname == "websocket_close":
-            self.page_leaving()
-            return
+            return  # Evennia's page says it is unloading; its close (or not) follows
         if cmdname == "text":
             line = _CONTROL.sub("", str(args[0]) if args else "")
             if len(line.encode("utf-8")) > self.hub.handler.settings.max_line:
@@ -115,9 +113,6 @@ class WebSession(PortalSession):
                 return
             args = [line]
         self.data_in(cmdname, args, {k: v for k, v in kwargs.items() if k != "cmdid"})
-
-    def page_leaving(self) -> None:
-        """The page said it is going (Evennia's `websocket_close`, sent on unload)."""
 
     # ------------------------------------------------------------ output
 
@@ -246,9 +241,6 @@ class WebsocketSession(WebSession):
             messages, self.waiting, self.waiting_bytes = self.waiting, [], 0
             self.link.send_messages(messages)
 
-    def page_leaving(self) -> None:
-        pass  # the close that follows detaches the session; a refresh takes it over
-
     def close_transport(self, code: int, reason: str) -> None:
         """Close the socket; `gone` is set when it has closed (`detach`)."""
         if self.link is not None:
@@ -376,11 +368,6 @@ class AjaxSession(WebSession):
             self.end("the page stopped polling")
 
 
-@dataclass(slots=True)
-class _Admitted:
-    address: str
-
-
 class WebHub:
     """Every web session by page id, the takeover rule, and the periodic sweep."""
 
@@ -393,7 +380,7 @@ class WebHub:
         self.pause = pause
         self.sessions: set[WebSession] = set()
         self.by_page: dict[tuple[str, str], list[WebSession]] = {}
-        self.admitted: dict[WebSession, _Admitted] = {}
+        self.admitted: dict[WebSession, str] = {}  # ajax sessions: the address admitted
         self._timer: asyncio.TimerHandle | None = None
 
     def add(self, session: WebSession, admitted_as: str | None) -> None:
@@ -401,7 +388,7 @@ class WebHub:
         if session.csessid:
             self.by_page.setdefault((session.key, session.csessid), []).append(session)
         if admitted_as is not None:
-            self.admitted[session] = _Admitted(admitted_as)
+            self.admitted[session] = admitted_as
         if self._timer is None:
             self._schedule()
 
@@ -432,9 +419,9 @@ class WebHub:
                 self.by_page.pop((session.key, session.csessid), None)
 
     def release(self, session: WebSession) -> None:
-        admitted = self.admitted.pop(session, None)
-        if admitted is not None:
-            self.handler.release(admitted.address)
+        address = self.admitted.pop(session, None)
+        if address is not None:
+            self.handler.release(address)
 
     def find_ajax(self, csessid: str, cuid: str) -> AjaxSession | None:
         for session in self.by_page.get((AJAX, csessid), []):

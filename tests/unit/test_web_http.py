@@ -123,3 +123,14 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies() -> None:
     assert forwarded_address("127.0.0.1", "junk", trusted) == "127.0.0.1"
     assert forwarded_address("127.0.0.1", None, trusted) == "127.0.0.1"
     assert forwarded_address("127.0.0.1", "10.0.0.1", trusted) == "127.0.0.1"
+
+
+def test_page_query_in_evennia_forms() -> None:
+    from portal.web.server import _page_query
+
+    assert _page_query("abc&page1&chrome") == ("abc", "page1", "chrome")
+    assert _page_query("abc&chrome") == ("abc", "", "chrome")
+    assert _page_query("false&page1&firefox") == ("", "page1", "firefox")  # no Django session
+    assert _page_query("") == ("", "", "")
+    assert len(_page_query("a" * 500 + "&b&c")[0]) == 128  # bounded
+    assert _page_query("a\x00b&c&d")[0] == ""  # junk is no page id
