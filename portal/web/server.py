@@ -44,6 +44,9 @@ from portal.web.static import StaticFiles
 from portal.web.wire import FORMATS, SUBPROTOCOLS, V1, Message, choose_subprotocol, encode_array
 
 log = logging.getLogger(__name__)
+# websockets logs every open and close at INFO; our own log lines say what matters.
+WS_LOG = logging.getLogger("portal.web.websocket")
+WS_LOG.setLevel(logging.WARNING)
 
 MAX_HEAD: Final = 16384
 MAX_HEADERS: Final = 64
@@ -293,7 +296,7 @@ class WebConnection(asyncio.Protocol):
 
     def _upgrade(self, request: Request) -> None:
         handshake = ServerProtocol(subprotocols=[Subprotocol(s) for s in SUBPROTOCOLS],
-                                   select_subprotocol=_select_subprotocol)
+                                   select_subprotocol=_select_subprotocol, logger=WS_LOG)
         response = handshake.accept(WsRequest(request.target, Headers(request.raw_headers)))
         if response.status_code != 101:
             self._respond(response.status_code, [("Content-Type", "text/plain")],
@@ -305,7 +308,8 @@ class WebConnection(asyncio.Protocol):
         protocol = response.headers.get("Sec-WebSocket-Protocol") or V1
         trailing = self.http.send_switch(list(response.headers.raw_items()))
         self._write(self.http.data_to_send())
-        self.ws = ServerProtocol(state=State.OPEN, max_size=self.server.max_message)
+        self.ws = ServerProtocol(state=State.OPEN, max_size=self.server.max_message,
+                                 logger=WS_LOG)
         self._open_session(request, address, protocol)
         if trailing:
             self.ws.receive_data(trailing)

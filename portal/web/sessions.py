@@ -112,7 +112,7 @@ class WebSession(PortalSession):
                                f"{self.hub.handler.settings.max_line}); dropped.|n")
                 return
             args = [line]
-        self.data_in(cmdname, args, {k: v for k, v in kwargs.items() if k != "cmdid"})
+        self.data_in(cmdname, args, kwargs)
 
     # ------------------------------------------------------------ output
 
@@ -148,8 +148,9 @@ class WebSession(PortalSession):
         if reason:
             self.send_text(reason)
         restarting = self.hub.handler.shutting_down
-        self.queue_message(encode_array("connection_close", [reason],
-                                        {"restarting": True} if restarting else {}))
+        # Evennia's pages and ours close on this; our page reconnects when `restarting`
+        self.send_default("connection_close", [reason],
+                          {"restarting": True} if restarting else {})
         self.flush_output()
         self.end(reason, code=1012 if restarting else 1000)
 

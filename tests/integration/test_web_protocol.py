@@ -36,7 +36,7 @@ async def open_ws(port: int, page: str = "p1&c1&testbrowser", protocols: list[st
                          open_timeout=10, **kwargs)
 
 
-async def until(ws: ClientConnection, needle: str, timeout: float = 15.0) -> list[Any]:
+async def until(ws: ClientConnection, needle: str, timeout: float = 30.0) -> list[Any]:
     """Messages up to and including the first whose text contains `needle`."""
     seen: list[Any] = []
     async with asyncio.timeout(timeout):
