@@ -10,8 +10,9 @@
 
 The clients are lean asyncio protocols: telnet's `PingClient`, a websocket client on the
 `websockets` library's sans-I/O `ClientProtocol`, and an ajax client that holds one long
-poll each on a raw socket. Exits non-zero when a session was refused or dropped, or a
-round trip was lost.
+poll each on a raw socket. Exits non-zero when a session was refused or dropped or a
+round trip was lost, and (unless `--targets report`) when a target is missed: web
+sessions at most 16 KB each, websocket round trips/s at least half of telnet's.
 
     python -m benchmarks.web [--sessions 1000] [--clients 100] [--duration 3]
 """
@@ -39,7 +40,7 @@ from benchmarks.client import (
     rss_of,
 )
 from benchmarks.latency import cpu_seconds
-from benchmarks.report import table, temp_dir, write_json
+from benchmarks.report import Checks, add_targets_option, table, temp_dir, write_json
 
 
 class WsPingClient(asyncio.Protocol):
@@ -279,21 +280,16 @@ def _ratio(value: float, baseline: float) -> float | str:
     return value / baseline if baseline else "n/a"
 
 
-def report(data: dict[str, Any]) -> list[str]:
-    """Print the tables; return what failed."""
+def report(data: dict[str, Any]) -> None:
     mem = data["memory"]
     base = mem["telnet"]["per_session"]
     rows = []
-    failed = []
     for kind, figures in mem.items():
         per = figures["per_session"]
         rows.append([f"{kind}: RSS/session portal (bytes)", per["portal"], base["portal"],
                      _ratio(per["portal"], base["portal"]), f"open {figures['open_s']:.1f} s"])
         rows.append([f"{kind}: RSS/session server (bytes)", per["server"], base["server"],
                      _ratio(per["server"], base["server"]), ""])
-        if figures["dropped"] or figures["portal_sessions"] != figures["sessions"]:
-            failed.append(f"{kind}: {figures['portal_sessions']} of {figures['sessions']} "
-                          f"sessions, {figures['dropped']} dropped")
     n = mem["telnet"]["sessions"]
     print(table(f"web: memory of {n:,} idle sessions (baseline: telnet sessions)",
                 ["figure", "value", "telnet", "ratio", "note"], rows))
@@ -309,11 +305,28 @@ def report(data: dict[str, Any]) -> list[str]:
                     _ratio(w["cpu_us_per_rt"][role], t["cpu_us_per_rt"][role])]
                    for role in ("portal", "server")],
                  ["lost", w["lost"], t["lost"], ""]]))
-    for kind, figures in loops.items():
-        if isinstance(figures, dict) and (figures["lost"] or not figures["round_trips"]):
-            failed.append(f"closed loop over {kind}: {figures['round_trips']} round trips, "
-                          f"{figures['lost']} lost")
-    return failed
+
+
+def checks(data: dict[str, Any]) -> Checks:
+    out = Checks()
+    for kind, figures in data["memory"].items():
+        whole = figures["portal_sessions"] == figures["sessions"] and not figures["dropped"]
+        out.correct(f"{kind}: every idle session open", whole,
+                    f"{figures['portal_sessions']}/{figures['sessions']}, "
+                    f"{figures['dropped']} dropped")
+        if kind != "telnet":
+            per = figures["per_session"]["portal"] + figures["per_session"]["server"]
+            out.target(f"{kind}: RSS/session, portal + server <= 16 KB", per <= 16 * 1024,
+                       f"{per:,.0f}")
+    loops = data["round_trips"]
+    for kind in ("telnet", "websocket"):
+        figures = loops[kind]
+        out.correct(f"closed loop over {kind}: answered, none lost",
+                    figures["round_trips"] > 0 and not figures["lost"],
+                    f"{figures['round_trips']} round trips, {figures['lost']} lost")
+    ratio = loops["websocket"]["per_s"] / max(loops["telnet"]["per_s"], 1e-9)
+    out.target("websocket round trips/s >= 0.5 x telnet", ratio >= 0.5, f"{ratio:.2f}")
+    return out
 
 
 def main() -> None:
@@ -323,14 +336,13 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument("--concurrency", type=int, default=64)
+    add_targets_option(parser)
     args = parser.parse_args()
     data = uvloop.run(amain(args))
-    failed = report(data)
+    report(data)
     path = write_json("web", data)
     print(f"\nJSON: {path}")
-    if failed:
-        print("\nFAILED: " + "; ".join(failed))
-        raise SystemExit(1)
+    checks(data).finish(args.targets)
 
 
 if __name__ == "__main__":
