@@ -68,7 +68,7 @@ class WsPingClient(asyncio.Protocol):
         self.ws.receive_data(data)
         for event in self.ws.events_received():
             if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
-                self._message(event.data.decode())
+                self._message(bytes(event.data).decode())
         self._flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
