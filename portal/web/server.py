@@ -107,7 +107,8 @@ class WebServer:
                game_name: str) -> WebServer:
         hub = WebHub(handler, linger=settings.web_linger, keepalive=settings.web_keepalive,
                      ping=lambda link: cast(WebConnection, link).ping(),
-                     pause=lambda link, paused: cast(WebConnection, link).pause(paused))
+                     pause=lambda link, paused, why: cast(WebConnection, link).pause(paused,
+                                                                                   why))
         trusted = [ipaddress.ip_network(p, strict=False) for p in settings.web_trusted_proxies]
         return cls(handler, settings, game_name, hub, StaticFiles(game_name), trusted)
 

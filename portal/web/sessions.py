@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Callable
 from typing import Any, Final, Literal, Protocol
@@ -31,7 +30,6 @@ log = logging.getLogger(__name__)
 
 WEBSOCKET: Final = "webclient/websocket"
 AJAX: Final = "webclient/ajax"
-_CONTROL: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 NO_CSESSID: Final = frozenset({"", "false", "null", "undefined", "none"})
 
 
@@ -105,8 +103,8 @@ class WebSession(PortalSession):
         cmdname, args, kwargs = decoded
         if cmdname == "websocket_close":
             return  # Evennia's page says it is unloading; its close (or not) follows
-        if cmdname == "text":
-            line = _CONTROL.sub("", str(args[0]) if args else "")
+        if cmdname == "text":  # the guard cleans it further, for every protocol
+            line = str(args[0]) if args else ""
             if len(line.encode("utf-8")) > self.hub.handler.settings.max_line:
                 self.send_text(f"|rLine too long ({len(line.encode())} bytes, limit "
                                f"{self.hub.handler.settings.max_line}); dropped.|n")
@@ -255,11 +253,15 @@ class WebsocketSession(WebSession):
 
     def pause_input(self) -> None:
         if self.link is not None:
-            self.hub.pause(self.link, True)
+            self.hub.pause(self.link, True, "held")
 
     def resume_input(self) -> None:
         if self.link is not None:
-            self.hub.pause(self.link, False)
+            self.hub.pause(self.link, False, "held")
+
+    def throttle_input(self, paused: bool) -> None:
+        if self.link is not None:
+            self.hub.pause(self.link, paused, "rate")
 
     def sweep(self, now: float) -> None:
         detached = None if self.detached_at is None else now - self.detached_at
@@ -286,7 +288,7 @@ class AjaxSession(WebSession):
         self.channel = AjaxChannel(time.monotonic(), keepalive=hub.keepalive,
                                    max_queued=hub.handler.settings.max_output_buffer)
         self.held: Callable[[str], None] | None = None  # answers the held poll
-        self.paused = False
+        self.paused_by: set[str] = set()  # input held, or over the command rate
         self.held_inputs: list[Callable[[], None]] = []  # answers deferred while paused
 
     def queue_message(self, message: Message) -> None:
@@ -350,14 +352,30 @@ class AjaxSession(WebSession):
     def page_present(self) -> bool:
         return self.channel.state is PollState.HELD
 
+    @property
+    def paused(self) -> bool:
+        """While True, `input` requests are answered only later: the page sends its next
+        line after the answer, so it waits, as a telnet client whose socket is not read."""
+        return bool(self.paused_by)
+
+    def _set_paused(self, reason: str, paused: bool) -> None:
+        if paused:
+            self.paused_by.add(reason)
+            return
+        self.paused_by.discard(reason)
+        if not self.paused_by:
+            answers, self.held_inputs = self.held_inputs, []
+            for answer in answers:
+                answer()
+
     def pause_input(self) -> None:
-        self.paused = True
+        self._set_paused("held", True)
 
     def resume_input(self) -> None:
-        self.paused = False
-        answers, self.held_inputs = self.held_inputs, []
-        for answer in answers:
-            answer()
+        self._set_paused("held", False)
+
+    def throttle_input(self, paused: bool) -> None:
+        self._set_paused("rate", paused)
 
     def sweep(self, now: float) -> None:
         keepalive = self.channel.tick(now)
@@ -373,7 +391,8 @@ class WebHub:
     """Every web session by page id, the takeover rule, and the periodic sweep."""
 
     def __init__(self, handler: PortalSessionHandler, *, linger: float, keepalive: float,
-                 ping: Callable[[Link], None], pause: Callable[[Link, bool], None]) -> None:
+                 ping: Callable[[Link], None],
+                 pause: Callable[[Link, bool, str], None]) -> None:
         self.handler = handler
         self.linger = linger
         self.keepalive = keepalive
