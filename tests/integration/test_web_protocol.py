@@ -343,3 +343,35 @@ def test_a_page_that_stops_reading_is_cut_off(game_factory: type[GameRunner]) ->
         ws.transport.abort()
 
     asyncio.run(scenario())
+
+
+def test_input_over_the_command_rate_is_delayed_not_lost(
+        game_factory: type[GameRunner]) -> None:
+    game = game_factory({"portal": {"web_port": 0, "commands_per_second": 50,
+                                    "command_burst": 10}})
+    game.start()
+
+    async def scenario() -> None:
+        port = web_port(game)
+        ws = await open_ws(port)
+        await until(ws, "create &lt;username&gt;")
+        for n in range(100):
+            await ws.send(json.dumps(["text", [f"ping rate-{n}"], {}]))
+        seen = await until(ws, "pong rate-99", timeout=60)
+        pongs = [m[1][0] for m in seen if "pong rate-" in str(m)]
+        assert pongs == [f"pong rate-{n}" for n in range(100)]
+        await ws.close()
+        page = {"csessid": "ratepage", "cuid": "u1"}
+        ajax(port, mode="init", **page)
+        for n in range(30):  # each answered once the game takes it: none is refused
+            assert ajax(port, mode="input", data=f'["text", ["ping a-{n}"], {{}}]',
+                        **page) == (200, "")
+        seen_ajax: list[Any] = []
+        while not any("pong a-29" in str(m) for m in seen_ajax):
+            status, messages = ajax(port, mode="receive", batch="1", **page)
+            assert status == 200
+            seen_ajax.extend(messages if isinstance(messages[0], list) else [messages])
+        ajax_pongs = [m[1][0] for m in seen_ajax if "pong a-" in str(m)]
+        assert ajax_pongs == [f"pong a-{n}" for n in range(30)]
+
+    asyncio.run(scenario())
