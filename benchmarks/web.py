@@ -150,7 +150,9 @@ class AjaxIdleClient(asyncio.Protocol):
 
 
 def web_game(prefix: str) -> GameRunner:
-    game = GameRunner(Path(temp_dir(prefix)), {"portal": {"web_port": 0}})
+    # no command rate limit: a closed loop is far faster than a player types
+    game = GameRunner(Path(temp_dir(prefix)), {"portal": {"web_port": 0,
+                                                          "commands_per_second": 0}})
     game.start()
     return game
 
