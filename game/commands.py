@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from server.accounts import Account, AccountError
-from server.api import Context, command
+from server.api import Context, Game, command
+from server.session import ServerSession
 
 CONNECTION_SCREEN = """\
 |b==============================================================|n
@@ -59,12 +60,9 @@ async def _account(
 
 
 async def _enter(ctx: Context, account: Account) -> None:
+    """Log in; the `at_session_login` hook (game/hooks.py) greets the room and looks."""
     if not ctx.session.logged_in:
         await ctx.game.login(ctx.session, account.uid, account.name)
-        for other in ctx.game.logged_in():
-            if other is not ctx.session:
-                other.msg(f"{account.name} has entered the hall.")
-        look(ctx)
 
 
 @command("look", aliases=["l"], logged_in=None, help="look - describe where you are.")
@@ -72,9 +70,13 @@ def look(ctx: Context) -> None:
     if not ctx.session.logged_in:
         ctx.session.msg(connection_screen(ctx.game.name))
         return
-    here = sorted(s.uname or "?" for s in ctx.game.logged_in() if s is not ctx.session)
+    ctx.session.msg(describe_room(ctx.game, ctx.session))
+
+
+def describe_room(game: Game, session: ServerSession) -> str:
+    here = sorted(s.uname or "?" for s in game.logged_in() if s is not session)
     others = ", ".join(here) if here else "nobody else"
-    ctx.session.msg(f"|c{ROOM}|n\n{ROOM_DESC}\nHere: {others}.")
+    return f"|c{ROOM}|n\n{ROOM_DESC}\nHere: {others}."
 
 
 @command("say", aliases=["'", '"'], help="say TEXT - say something to everyone in the hall.")

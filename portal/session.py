@@ -112,3 +112,7 @@ class PortalSession:
 
     def resume_input(self) -> None:
         """Read from the client again."""
+
+    def input_answered(self) -> None:
+        """One input of this session was answered: the server acknowledged it, after all
+        the output it caused (which has been given to `send_output` already)."""

@@ -26,6 +26,7 @@ from ipc.child import ChildEnv, ChildProcess, run_child
 from ipc.connection import FrameConnection, connect_unix
 from ipc.frames import (
     AdminRequest,
+    AuthRequest,
     ControlFrame,
     DataIn,
     GameFrame,
@@ -47,8 +48,10 @@ from ipc.frames import (
 )
 from ipc.marker import FileMarker, marker_path
 from ipc.settings import Settings
+from server import auth
 from server.accounts import AccountStore, ScryptCost
 from server.api import Command, registry
+from server.keys import PublicKeyStore
 from server.loader import load_game
 from server.session import ServerSession
 from server.sessions import ServerSessionHandler
@@ -70,10 +73,11 @@ class ServerGame:
     """The running server as the game sees it (`server.api.Game`)."""
 
     def __init__(self, name: str, accounts: AccountStore, store: KeyValueStore,
-                 handler: ServerSessionHandler, request: Any) -> None:
+                 handler: ServerSessionHandler, request: Any, keys: PublicKeyStore) -> None:
         self._name = name
         self._accounts = accounts
         self._store = store
+        self._keys = keys
         self._handler = handler
         self._request = request
 
@@ -88,6 +92,10 @@ class ServerGame:
     @property
     def store(self) -> KeyValueStore:
         return self._store
+
+    @property
+    def keys(self) -> PublicKeyStore:
+        return self._keys
 
     def sessions(self) -> Iterable[ServerSession]:
         return list(self._handler.sessions.values())
@@ -160,7 +168,7 @@ class ServerProcess(ChildProcess):
         server = self.settings.server
         accounts = AccountStore(db, server.login_workers, ScryptCost(n=server.scrypt_n))
         game = ServerGame(self.settings.game.name, accounts, KeyValueStore(db),
-                          self.handler, self.request)
+                          self.handler, self.request, PublicKeyStore(db))
         self.handler.game = game
         self.handler.run_hooks_strict("at_server_start")
 
@@ -198,6 +206,8 @@ class ServerProcess(ChildProcess):
                 handler.portal_disconnect(sessid)
             case PSync():
                 self.attach(frame)
+            case AuthRequest():
+                self.spawn(self.answer_auth(frame))
             case StopServer(mode=mode):
                 self.spawn(self.stop(mode))
             case Welcome():
@@ -223,6 +233,18 @@ class ServerProcess(ChildProcess):
         self.attached_before = True
         self._send(SyncDone())
         self.report_ready({"attached": True, "sessions": len(sessions)})
+
+    async def answer_auth(self, request: AuthRequest) -> None:
+        """An SSH login question from the portal (it resends it if we die first)."""
+        game = self.handler.game
+        assert game is not None and isinstance(game, ServerGame)
+        try:
+            result = await auth.answer(request, game.accounts, game.keys)
+        except Exception:
+            log.exception("ssh login %s of %r failed", request.method, request.username)
+            return  # unanswered: the portal's bounded wait tells the player
+        self._send(result)
+        self._flush()
 
     def report_ready(self, info: dict[str, Any]) -> None:
         if self.control is not None:
