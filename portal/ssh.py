@@ -39,6 +39,8 @@ from portal.ssh_input import Line, LineSplitter, LineTooLong, size_flags, termin
 from portal.tls import write_private
 
 log = logging.getLogger(__name__)
+# asyncssh logs every connection, channel and auth step at INFO: far too much for a portal
+logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
 HOST_KEY_FILE = "ssh_host_ed25519_key"
 MAX_FAILURES = 3
