@@ -17,6 +17,8 @@ SMOKE = {
     "ipc": ["--frames", "2000", "--unbatched-frames", "500"],
     "latency": ["--clients", "1,3", "--duration", "0.3", "--warmup", "0.1", "--storm", "3"],
     "capacity": ["--sessions", "20"],
+    "ssh": ["--sessions", "10", "--logins", "3", "--clients", "3", "--duration", "0.3",
+            "--warmup", "0.1"],
     "startup": ["--repeats", "1", "--no-cached"],
     "reload": ["--clients", "3", "--warmup", "0.2", "--quiet", "0.2", "--settle", "0.2",
                "--hang-timeout", "2"],
