@@ -316,3 +316,57 @@ def test_client_that_stops_reading_is_cut_off(game_factory: type[GameRunner]) ->
         bob.close()
 
     asyncio.run(scenario())
+
+
+SECRET_COMMAND = '''
+from server.api import Context, command
+
+
+@command("hide", logged_in=None, help="hide - the next line is typed without echo")
+async def hide(ctx: Context) -> None:
+    ctx.session.msg("type it:", echo=([], {"hidden": True}))
+    ctx.session.server_data["hiding"] = True
+
+
+@command("secret", logged_in=None, help="secret WORD - what a password prompt would get")
+def secret(ctx: Context) -> None:
+    ctx.session.msg(f"got {len(ctx.args)} chars", echo=([], {"hidden": False}))
+'''
+
+
+def test_line_editor_keys_and_hidden_input(game_factory: type[GameRunner]) -> None:
+    game = game_factory(SETTINGS)
+    (game.dir / "secret.py").write_text(SECRET_COMMAND)
+    with (game.dir / "__init__.py").open("a") as init:
+        init.write("from . import secret  # noqa: E402,F401\n")
+    game.start()
+    port = ssh_port(game)
+
+    async def scenario() -> None:
+        async with asyncssh.connect(**client_options(port, "typist")) as conn:
+            proc = await conn.create_process(term_type="xterm", term_size=(80, 24))
+
+            async def until(text: str) -> str:
+                return await asyncio.wait_for(proc.stdout.readuntil(text), TIMEOUT)
+
+            await until("connect <username>")
+            proc.stdin.write("abc\x03ping one\r")  # Ctrl-C dropped "abc"
+            assert "pong one" in await until("pong one\r\n")
+            proc.stdin.write("\x1b[A\r")  # up arrow: the last line again
+            await until("pong one\r\n")
+            proc.stdin.write("ping to\x1b[Dw\x1b[C\r")  # cursor left, insert, right
+            await until("pong two\r\n")
+            proc.stdin.write("\x0c")  # Ctrl-L clears the screen
+            await until("\x1b[H\x1b[2J")
+            proc.stdin.write("hide\r")
+            await until("type it:")
+            proc.stdin.write("secret topsecret\r")
+            shown = await until("got 9 chars")
+            assert "topsecret" not in shown, "a hidden line was echoed"
+            proc.stdin.write("ping visible\r")
+            assert "ping visible" in await until("pong visible")  # echoed again
+            proc.stdin.write("\x04")  # Ctrl-D on an empty line: goodbye
+            await until("Goodbye!")
+            await asyncio.wait_for(proc.wait_closed(), TIMEOUT)
+
+    asyncio.run(scenario())
