@@ -127,7 +127,8 @@ class PortalProcess(ChildProcess):
         portal = self.settings.portal
         key = ssh.host_key(self.env.game_dir, runtime_paths(self.env.game_dir).keys,
                            portal.ssh_host_key)
-        acceptor = await ssh.listen(self.handler, portal, key, port)
+        acceptor = await ssh.listen(self.handler, portal, key,
+                                    self.listening_socket("ssh", port))
         self.listeners.append(acceptor)
         self.ports["ssh"] = acceptor.get_port()
 

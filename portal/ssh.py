@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -80,14 +81,17 @@ def host_key(game_dir: Path, keys_dir: Path, named: str) -> asyncssh.SSHKey:
 
 
 async def listen(handler: PortalSessionHandler, settings: PortalSettings,
-                 key: asyncssh.SSHKey, port: int) -> asyncssh.SSHAcceptor:
-    """Start the SSH listener on `settings.interface`, `port` (0: any free port)."""
-    return await asyncssh.create_server(
-        lambda: SshServer(handler, settings), settings.interface, port,
+                 key: asyncssh.SSHKey, where: socket.socket | dict[str, Any]
+                 ) -> asyncssh.SSHAcceptor:
+    """Start the SSH listener on `where`: the listening socket the supervisor holds, or
+    `host`, `port` and `backlog` to bind here."""
+    address = {"sock": where} if isinstance(where, socket.socket) else where
+    return await asyncssh.listen(
+        server_factory=lambda: SshServer(handler, settings), **address,
         server_host_keys=[key], line_editor=True, line_history=100,
         max_line_length=settings.max_line, encoding="utf-8", errors="replace",
         login_timeout=settings.ssh_auth_timeout * 2 + 30, allow_scp=False,
-        agent_forwarding=False, x11_forwarding=False, backlog=settings.listen_backlog,
+        agent_forwarding=False, x11_forwarding=False,
         keepalive_interval=60, keepalive_count_max=3,
         encryption_algs=list(ENCRYPTION_ALGS), mac_algs=list(MAC_ALGS),
     )

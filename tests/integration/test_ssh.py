@@ -96,7 +96,7 @@ def test_openssh_password_login_talks_survives_reload_and_kill9_and_resizes(
 
     async def scenario() -> None:
         bob = await telnet_player(game, "bob")
-        await telnet_player(game, "alice")  # creates the account; stays in the hall
+        alice_telnet = await telnet_player(game, "alice")  # creates the account, stays
         client = PtyClient(openssh(port, "alice"), cols=120, rows=40)
         try:
             await client.expect(r"password:")
@@ -132,10 +132,11 @@ def test_openssh_password_login_talks_survives_reload_and_kill9_and_resizes(
             await bob.expect(r'alice says, "still here"')
             assert not client.closed
             client.send("who")
-            await client.expect(r"Players online \(2\)")
+            await client.expect(r"Players online \(3\): alice, alice, bob")
         finally:
             client.close()
             bob.close()
+            alice_telnet.close()
 
     asyncio.run(scenario())
 
