@@ -205,6 +205,12 @@ def test_new_name_gets_the_connection_screen_and_can_create(
                                                      password="pass1234")) as conn:
             result = await asyncio.wait_for(conn.run("who"), TIMEOUT)
             assert result.stdout == "Players online (1): newcomer\n"
+        async with asyncssh.connect(**client_options(port, "visitor")) as conn:
+            # the portal is a game, not a way into the host's network or files
+            with pytest.raises(asyncssh.ChannelOpenError):
+                await conn.open_connection("127.0.0.1", game.port)
+            with pytest.raises((asyncssh.ChannelOpenError, asyncssh.SFTPError)):
+                await conn.start_sftp_client()
 
     asyncio.run(scenario())
 
