@@ -10,8 +10,9 @@
 3. **Round trips/s**: `--clients` (100) closed-loop clients (send `ping`, wait for its
    `pong`, send the next) over SSH with a pty, then over telnet, on the same game.
 
-Exits non-zero when a check fails: a session or login that did not complete, a ping not
-answered exactly once, or a connection dropped.
+Exits non-zero when a correctness check fails (a session or login that did not complete,
+a ping not answered exactly once, a connection dropped) or, unless `--targets report`, a
+target is missed (the portal's RSS per idle SSH session, the SSH/telnet round-trip ratio).
 
     python -m benchmarks.ssh [--sessions 1000] [--logins 50] [--clients 100] [--duration 3]
 """
@@ -36,7 +37,7 @@ from benchmarks.client import (
     rss_of,
 )
 from benchmarks.latency import closed_loop
-from benchmarks.report import table, temp_dir, write_json
+from benchmarks.report import Checks, add_targets_option, table, temp_dir, write_json
 
 PASSWORD = "benchpass1"
 ACCOUNT = "bencher"
@@ -55,6 +56,7 @@ class SshPinger(asyncssh.SSHClientSession[str]):
         self.sent = 0
         self.answered = 0
         self.counts = bytearray()
+        self.wrong = 0  # answers whose number is not the ping in flight
         self.rtts: list[float] = []
         self.closed_loop = True
         self.running = False
@@ -82,6 +84,8 @@ class SshPinger(asyncssh.SSHClientSession[str]):
         if n >= len(self.counts):
             self.counts.extend(bytes(n + 1024 - len(self.counts)))
         self.counts[n] = min(self.counts[n] + 1, 255)
+        if n != self.sent - 1:
+            self.wrong += 1
         self.answered += 1
         self.rtts.append(now - self._sent_at)
         if self.running:
@@ -95,6 +99,11 @@ class SshPinger(asyncssh.SSHClientSession[str]):
 
     def outstanding(self) -> int:
         return self.sent - self.answered
+
+    def lost_and_duplicated(self, first: int, last: int) -> tuple[int, int]:
+        """Among pings `first..last-1`: how many got no answer, how many more than one."""
+        counts = [self.counts[n] if n < len(self.counts) else 0 for n in range(first, last)]
+        return sum(1 for c in counts if c == 0), sum(1 for c in counts if c > 1)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -226,13 +235,11 @@ async def round_trips(game: GameRunner, args: argparse.Namespace) -> dict[str, A
     pingers = [p for _, p in pairs]
     ssh = await closed_loop(pingers, args.duration, args.warmup, pids)  # type: ignore[arg-type]
     ssh["dropped"] = sum(1 for p in pingers if p.closed)
-    ssh["bad_answers"] = sum(1 for p in pingers for c in p.counts[:p.sent] if c != 1)
     close_ssh(pairs)
     clients: list[PingClient] = await open_clients(game.port, n, prefix="tl")
     await asyncio.gather(*(c.expect("connect <username>") for c in clients))
     telnet = await closed_loop(clients, args.duration, args.warmup, pids)
     telnet["dropped"] = sum(1 for c in clients if c.closed_at is not None)
-    telnet["bad_answers"] = sum(sum(c.lost_and_duplicated(0, c.sent)) for c in clients)
     for client in clients:
         client.close()
     return {"clients": n, "ssh": ssh, "telnet": telnet}
@@ -259,20 +266,26 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
     return data
 
 
-def failures(data: dict[str, Any]) -> list[str]:
+def checks(data: dict[str, Any]) -> Checks:
     idle_, trips = data["idle"], data["round_trips"]
-    problems = []
+    out = Checks()
     for proto in ("ssh", "telnet"):
-        if idle_[f"{proto}_dropped"]:
-            problems.append(f"{idle_[f'{proto}_dropped']} idle {proto} sessions dropped")
-        for key in ("dropped", "bad_answers"):
-            if trips[proto][key]:
-                problems.append(f"{proto} round trips: {key} = {trips[proto][key]}")
-        if not trips[proto]["round_trips"]:
-            problems.append(f"no {proto} round trip completed")
-    if data["leftovers"]:
-        problems.append(f"processes left running: {data['leftovers']}")
-    return problems
+        out.correct(f"idle {proto} sessions dropped", not idle_[f"{proto}_dropped"],
+                    idle_[f"{proto}_dropped"])
+        for key in ("dropped", "unanswered", "lost", "duplicated", "wrong_number"):
+            out.correct(f"{proto} round trips: {key.replace('_', ' ')}",
+                        trips[proto][key] == 0, trips[proto][key])
+        out.correct(f"{proto} round trips completed", trips[proto]["round_trips"] > 0,
+                    trips[proto]["round_trips"])
+    out.correct("no process left behind", not data["leftovers"], len(data["leftovers"]))
+    portal = idle_["ssh"]["portal"]
+    out.target("RSS per idle SSH session, portal <= 64 KB", portal <= 64 * 1024,
+               f"{portal:,.0f} B")
+    tel = trips["telnet"]["per_s"]
+    ratio = trips["ssh"]["per_s"] / tel if tel else 0.0
+    out.target(f"{trips['clients']} clients: SSH/telnet round trips/s >= 0.10", ratio >= 0.10,
+               f"{ratio:.2f}")
+    return out
 
 
 def _ratio(value: float, baseline: float) -> float | str:
@@ -294,7 +307,7 @@ def report(data: dict[str, Any]) -> None:
          _ratio(log["ssh_password_per_s"], log["telnet_per_s"]), "≈ 1"],
         [f"round trips/s, {trips['clients']} clients", trips["ssh"]["per_s"],
          trips["telnet"]["per_s"], _ratio(trips["ssh"]["per_s"], trips["telnet"]["per_s"]),
-         "≥ 0.5"],
+         "≥ 0.10"],
         ["p99 round trip (µs)", trips["ssh"]["p99_us"], trips["telnet"]["p99_us"],
          _ratio(trips["ssh"]["p99_us"], trips["telnet"]["p99_us"]), ""],
         ["portal CPU µs per round trip", trips["ssh"]["cpu_us_per_rt"]["portal"],
@@ -317,16 +330,13 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--warmup", type=float, default=0.5)
+    add_targets_option(parser)
     args = parser.parse_args()
     data = uvloop.run(amain(args))
     report(data)
-    problems = failures(data)
-    data["failures"] = problems
     path = write_json("ssh", data)
     print(f"\nJSON: {path}")
-    if problems:
-        print("FAILED: " + "; ".join(problems))
-        raise SystemExit(1)
+    checks(data).finish(args.targets)
 
 
 if __name__ == "__main__":
