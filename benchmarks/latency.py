@@ -151,7 +151,10 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
     sizes = [int(x) for x in args.clients.split(",")]
     rows: list[dict[str, Any]] = []
     root = Path(temp_dir("hearth-bench-"))
-    game = GameRunner(root, {"portal": {"negotiation_timeout": 0.3}})
+    # A closed-loop client sends thousands of commands a second: lift the per-session
+    # command rate and input CPU share (issue 9), which would otherwise measure themselves.
+    game = GameRunner(root, {"portal": {"negotiation_timeout": 0.3, "commands_per_second": 0,
+                                        "read_cpu_share": 0}})
     chain = RawChain()
     try:
         game.start()

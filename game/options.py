@@ -7,6 +7,31 @@ import json
 
 from server.api import Context, command
 
+# Printable ASCII, whitespace, backslash escapes and a 70-letter word (idna refuses labels
+# over 63): a real character set writes and reads these unchanged.
+_PROBE = "".join(chr(c) for c in range(32, 127)) + "\t\r\n\\u00e9\\x41" + "w" * 70
+
+
+def text_encoding(name: str) -> str | None:
+    """The codec name if `name` is a real character set, else None.
+
+    Only text encodings that keep ASCII as it is are taken, so `encoding utf-8` typed by a
+    player in any of them still reads as itself: nobody can lock themselves out. (The
+    portal checks the same again before it applies it.)
+    """
+    if not 0 < len(name) <= 64:
+        return None
+    try:
+        info = codecs.lookup(name)
+        if not getattr(info, "_is_text_encoding", True):
+            return None
+        data = _PROBE.encode(info.name)
+        if data != _PROBE.encode("ascii") or data.decode(info.name) != _PROBE:
+            return None
+    except Exception:  # any codec may fail in any way: that is what we are finding out
+        return None
+    return info.name
+
 
 @command("@flags", aliases=["@protocol"], logged_in=None,
          help="@flags [FLAG ...] - what your client told the game (all flags, or those named).")
@@ -29,10 +54,10 @@ def encoding(ctx: Context) -> None:
     if not ctx.args:
         session.msg(f"Your encoding is {session.protocol_flags.get('ENCODING', 'utf-8')}.")
         return
-    try:
-        name = codecs.lookup(ctx.args).name
-    except LookupError:
-        session.msg(f"|rUnknown encoding '{ctx.args}'.|n")
+    name = text_encoding(ctx.args.strip())
+    if name is None:
+        session.msg(f"|rUnknown encoding '{ctx.args}'. Name a character set such as "
+                    "utf-8, latin-1 or cp437.|n")
         return
     session.protocol_flags["ENCODING"] = name
     session.msg(f"Your encoding is now {name}.")

@@ -18,6 +18,7 @@ from ipc.frames import DataIn, DataOut, Frame, OutputItem, SSync
 
 DEFAULT_MAX_FRAME = 1 << 20  # 1 MiB
 PREFIX = 4
+_SCRATCH_KEEP = 1 << 16
 _LENGTH = struct.Struct(">I")  # the length prefix
 
 F = TypeVar("F")
@@ -95,6 +96,7 @@ class FrameEncoder:
     def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self._encoder = msgspec.msgpack.Encoder()
         self._max_frame = max_frame
+        self._scratch = bytearray()  # each frame is encoded here first, then appended
 
     def encode(self, frame: Frame) -> bytes:
         buf = bytearray()
@@ -102,16 +104,24 @@ class FrameEncoder:
         return bytes(buf)
 
     def encode_into(self, frame: Frame, buf: bytearray) -> None:
-        """Append `frame` (split into several when over the limit) to `buf`."""
-        start = len(buf)
-        self._encoder.encode_into(frame, buf, start + PREFIX)
-        size = len(buf) - start - PREFIX
+        """Append `frame` (split into several when over the limit) to `buf`.
+
+        All or nothing: when the frame cannot be encoded (msgspec raises, e.g. on an int
+        past 64 bits or a lone surrogate; or FrameTooLarge) `buf` is left exactly as it
+        was, so the frames already in it still reach the peer whole."""
+        scratch = self._scratch
+        self._encoder.encode_into(frame, scratch, PREFIX)  # raises before `buf` is touched
+        size = len(scratch) - PREFIX
         if size <= self._max_frame:
-            _LENGTH.pack_into(buf, start, size)
-            return
-        del buf[start:]
-        for part in split_frame(frame):
-            self.encode_into(part, buf)
+            _LENGTH.pack_into(scratch, 0, size)
+            buf += scratch
+        else:
+            parts = bytearray()
+            for part in split_frame(frame):
+                self.encode_into(part, parts)
+            buf += parts
+        if len(scratch) > _SCRATCH_KEEP:
+            self._scratch = bytearray()  # do not hold on to one huge frame's memory
 
 
 def split_frame(frame: Frame) -> list[Frame]:

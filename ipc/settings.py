@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import ipaddress
 import os
 import re
 import tempfile
@@ -60,8 +61,45 @@ class PortalSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     # Inputs sent to the server and not yet acknowledged; beyond it input waits in the portal.
     inflight_window: int = 4096
     handover_timeout: float = 10.0
+    # Work done for one connection per loop turn (then the rest waits for the next turn,
+    # so one client cannot hold the loop): bytes parsed, and steps (lines, telnet commands,
+    # subnegotiations) taken.
+    read_max_bytes: int = 65536
+    read_max_steps: int = 512
+    # The share of one core a connection's input may take on average (parsing and
+    # handling it), after a burst of `read_cpu_burst` seconds; beyond it the connection
+    # rests before its next slice. 0: no limit.
+    read_cpu_share: float = 0.05
+    read_cpu_burst: float = 0.25
+    # Protections (README, "Limits"); 0 turns one off.
+    max_connections_per_address: int = 20
+    connection_rate: float = 2.0  # new connections per second per address, ...
+    connection_burst: int = 20  # ... after a burst of this many
+    commands_per_second: float = 50.0  # per session; faster input is slowed, not dropped
+    command_burst: int = 200
+    login_timeout: float = 300.0  # seconds a connection may stay without logging in
+    line_timeout: float = 120.0  # seconds to finish a line once its first byte arrived
+    # Addresses (networks) the per-address limits do not apply to: the machine itself, and
+    # a reverse proxy on it through which every web player would share one address.
+    unlimited_addresses: list[str] = msgspec.field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"])
 
     def __post_init__(self) -> None:
+        for key in ("read_max_bytes", "read_max_steps"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"`{key}` must be at least 1, not {getattr(self, key)}")
+        if not 0 <= self.read_cpu_share <= 1 or self.read_cpu_burst < 0:
+            raise ValueError("`read_cpu_share` must be 0 to 1 and `read_cpu_burst` not negative")
+        for key in ("max_connections_per_address", "connection_rate", "connection_burst",
+                    "commands_per_second", "command_burst", "login_timeout", "line_timeout"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"`{key}` must not be negative (0 = off)")
+        for network in self.unlimited_addresses:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"`unlimited_addresses`: {network!r} is not an address "
+                                 "or network") from None
         for key in ("telnet_port", "telnet_ssl_port", "ssh_port"):
             port = getattr(self, key)
             if port is not None and not 0 <= port <= 65535:

@@ -9,6 +9,7 @@ rebuilt from it on every attach.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any, Protocol
 
@@ -19,12 +20,26 @@ from ipc.frames import SessionData, load_sync_data_into, sync_data_from
 FROM_SERVER = ("uid", "uname", "logged_in", "conn_time", "server_data")
 
 
+class InputGuard(Protocol):
+    """The handler's edge checks (`portal.guard.PortalGuard`), as a session sees them."""
+
+    def data_in(self, session: PortalSession, cmdname: str, args: list[Any],
+                kwargs: dict[str, Any]) -> None: ...
+
+
 class SessionHandler(Protocol):
     """What a session calls on its handler (`portal.sessions.PortalSessionHandler`); named
     here so that this module does not import the handler that imports it."""
 
+    @property
+    def guard(self) -> InputGuard: ...
+
     def data_in(self, session: PortalSession, cmdname: str, args: list[Any],
                 kwargs: dict[str, Any]) -> None: ...
+
+log = logging.getLogger(__name__)
+
+MSG_OUTPUT_FAILED = "Some output for you could not be shown (see `encoding`); it was dropped."
 
 
 class PortalSession:
@@ -45,6 +60,7 @@ class PortalSession:
         self.server_data: dict[str, Any] = {}
         self.sessionhandler: SessionHandler | None = None
         self.gone: asyncio.Future[None] | None = None  # done once the socket is closed
+        self.output_failed = False  # logged once per session
 
     # ------------------------------------------------------------ Evennia's session API
 
@@ -70,8 +86,10 @@ class PortalSession:
         """Called after the server's data was loaded."""
 
     def data_in(self, cmdname: str, args: list[Any], kwargs: dict[str, Any]) -> None:
+        """Every protocol's input enters here: the handler's guard cleans and checks it
+        (portal/guard.py), rate-limits it, and queues it for the game."""
         if self.sessionhandler is not None:
-            self.sessionhandler.data_in(self, cmdname, args, kwargs)
+            self.sessionhandler.guard.data_in(self, cmdname, args, kwargs)
 
     def data_out(self, **kwargs: Any) -> None:
         """Evennia's form: `data_out(text="hi", prompt="> ", gmcp_cmd=([args], {kw}))`."""
@@ -82,7 +100,29 @@ class PortalSession:
                 self.send_output(cmdname, [value], {})
 
     def send_output(self, cmdname: str, args: list[Any], kwargs: dict[str, Any]) -> None:
-        """Dispatch one output command to `send_<cmdname>` or `send_default`."""
+        """Dispatch one output command to `send_<cmdname>` or `send_default`.
+
+        Never raises: output that fails for this player (a bug, or flags the game set that
+        the protocol cannot honour) is logged once and the player told, and the rest of the
+        batch still reaches everyone else."""
+        try:
+            self._dispatch_output(cmdname, args, kwargs)
+        except Exception as exc:
+            self._output_failed(cmdname, exc)
+
+    def _output_failed(self, cmdname: str, exc: Exception) -> None:
+        if not self.output_failed:
+            self.output_failed = True
+            log.exception("session %d (%s): %s output failed", self.sessid, self.address,
+                          cmdname)
+        else:
+            log.debug("session %d: %s output failed again: %r", self.sessid, cmdname, exc)
+        try:
+            self.send_text(MSG_OUTPUT_FAILED)
+        except Exception:  # the notice itself cannot be shown: the log has it
+            log.debug("session %d: could not tell the player", self.sessid)
+
+    def _dispatch_output(self, cmdname: str, args: list[Any], kwargs: dict[str, Any]) -> None:
         if cmdname == "text":
             self.send_text(str(args[0]) if args else "", **kwargs)
         elif cmdname == "prompt":
@@ -116,3 +156,8 @@ class PortalSession:
     def input_answered(self) -> None:
         """One input of this session was answered: the server acknowledged it, after all
         the output it caused (which has been given to `send_output` already)."""
+
+    def throttle_input(self, paused: bool) -> None:
+        """The guard holds input over the command rate: stop (True) or go on (False)
+        reading, independently of `pause_input`. A protocol that cannot pause leaves this
+        as is; its input waits in the guard (bounded), then is dropped with a message."""

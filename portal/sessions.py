@@ -28,6 +28,7 @@ from ipc.frames import (
     SSync,
 )
 from ipc.settings import PortalSettings
+from portal.guard import PortalGuard
 from portal.link import (
     CloseConn,
     CloseSession,
@@ -78,6 +79,7 @@ class PortalSessionHandler:
         self._on_handover = on_handover
         self.auth = AuthRequests()  # SSH logins waiting for the attached server's answer
         self._auth_conn: int | None = None  # the server `auth` sends to
+        self.guard = PortalGuard(settings, self.data_in, lambda: list(self.sessions.values()))
 
     @property
     def state(self) -> LinkState:
@@ -227,10 +229,11 @@ class PortalSessionHandler:
         """A connection from `address` was accepted. Every protocol calls this first, before
         any negotiation; a returned string is the refusal to send before closing it (and
         then `release` is not called). Otherwise call `release(address)` once it closes."""
-        return None
+        return self.guard.admit(address)
 
     def release(self, address: str) -> None:
         """The connection `admit` let in has closed."""
+        self.guard.release(address)
 
     def connect(self, session: PortalSession) -> None:
         """Register a new connection; the server hears of it now or when it attaches."""
@@ -242,6 +245,7 @@ class PortalSessionHandler:
     def disconnect(self, session: PortalSession, reason: str = "") -> None:
         """The client went away (or we closed it): forget it and tell the server."""
         if self.sessions.pop(session.sessid, None) is not None:
+            self.guard.session_closed(session)
             self._apply(self.link.disconnect(session.sessid, reason))
 
     def write_soon(self, session: PortalSession) -> None:
@@ -262,7 +266,8 @@ class PortalSessionHandler:
 
     def data_in(self, session: PortalSession, cmdname: str, args: list[Any],
                 kwargs: dict[str, Any]) -> None:
-        """Queue one input; it reaches the server in order, now or after a restart."""
+        """Queue one input; it reaches the server in order, now or after a restart.
+        Protocols call `session.data_in`, which passes it through `self.guard` first."""
         self._apply(self.link.data_in(session.sessid, cmdname, args, kwargs))
 
     def drop_input(self, seq: int, why: str) -> None:

@@ -412,6 +412,10 @@ class SshSession(asyncssh.SSHServerSession[str], PortalSession):
     def resume_input(self) -> None:
         self._set_paused("input", False)
 
+    def throttle_input(self, paused: bool) -> None:
+        """Over the command rate (portal/guard.py): stop reading until it has caught up."""
+        self._set_paused("rate", paused)
+
     def _set_paused(self, reason: str, paused: bool) -> None:
         """Read from the client only while nothing (input held, output backed up) forbids it."""
         was = bool(self._paused)

@@ -8,6 +8,13 @@ subnegotiations (IAC SB ... IAC SE). It never raises: hostile telnet bytes becom
 `ProtocolError` event, bad player input an `InputError` event, and parsing goes on.
 Every buffer is bounded: an input line by `max_line`, a subnegotiation by `max_subneg`.
 
+Work per call is bounded too, because one client must not hold the portal's loop: a call
+parses at most `max_bytes` bytes and takes at most `max_steps` steps (a step is a stretch
+of text with the line end, telnet command or subnegotiation that ends it; a run of NULs,
+of `IAC IAC` or of no-op commands such as `IAC NOP` is one step). What is left over waits
+in `backlog`; the glue stops reading the socket and calls `receive_more()` on a later loop
+turn. Flag changes are reported once per call, however many toggles it parsed.
+
 Option state follows RFC 1143 (the "Q method"): each option has one state for our side
 (we WILL, the peer says DO) and one for the peer's side (we DO, the peer says WILL),
 each NO, YES, WANTNO or WANTYES plus a one-bit queue. A peer that repeats itself can
@@ -17,7 +24,7 @@ refused once; later requests for it are ignored.
 `initiate()` makes our opening offers. Once every offer is answered (and the TTYPE/MTTS
 rounds, the first NAWS report and the CHARSET request are done), or the glue calls
 `settle()` on its timeout, `settled` becomes True and one `FlagsChanged` carries the
-protocol flags; every later change to the flags emits another one.
+protocol flags; later changes emit another one at the end of the call that parsed them.
 
 Everything we write (negotiation replies, text, out-of-band data) collects in one
 output buffer that `data_to_send()` drains. Once MCCP2 is on, that buffer holds zlib
@@ -27,16 +34,16 @@ stream.
 
 from __future__ import annotations
 
-import codecs
-import functools
 import json
 import re
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from functools import lru_cache
 from typing import Any, Final
+
+from portal.guard import text_encoding
 
 __all__ = [
     "FlagsChanged",
@@ -162,7 +169,13 @@ _GMCP_TO_EVENNIA: Final = {v.lower(): k for k, v in _EVENNIA_TO_GMCP.items()}
 _MSDP_RENAMED: Final = frozenset({"list", "report", "reset", "send", "unreport"})
 _MSDP_MAX_DEPTH: Final = 16
 
-_TEXT_SPECIAL: Final = re.compile(rb"[\x00\n\r\xff]")
+# In text: a line end, a run of NULs, a run of no-op commands (IAC EOR, SE, NOP, DM, BRK,
+# IP, AO, AYT, EC, EL, GA), a run of escaped 0xff bytes, or any other IAC.
+_TEXT_SPECIAL: Final = re.compile(rb"[\n\r]|\x00+|(?:\xff[\xef-\xf9])+|(?:\xff\xff)+|\xff")
+# A client may ask for MSSP (a table built from the whole portal) and restart MCCP2 (a
+# new zlib stream) only this often per connection; crawlers and clients need one or two.
+_MAX_MSSP: Final = 4
+_MAX_MCCP_STARTS: Final = 8
 _MSDP_TOKEN: Final = re.compile(rb"[\x01-\x06]|[^\x01-\x06]+")
 _MSDP_STRIP: Final = bytes(range(7))
 
@@ -276,14 +289,9 @@ def _copy_flags(flags: dict[str, Any]) -> dict[str, Any]:
     return {k: dict(v) if isinstance(v, dict) else v for k, v in flags.items()}
 
 
-@lru_cache(maxsize=64)
-@functools.lru_cache(maxsize=64)
-def _codec(name: str) -> str:
-    """The Python codec for an ENCODING flag; unknown names fall back to utf-8."""
-    try:
-        return codecs.lookup(name).name
-    except (LookupError, TypeError, ValueError):
-        return "utf-8"
+def _codec(name: object) -> str:
+    """The Python codec for an ENCODING flag; anything but a real text encoding is utf-8."""
+    return text_encoding(name) or "utf-8"
 
 
 class TelnetProtocol:
@@ -300,10 +308,23 @@ class TelnetProtocol:
         max_subneg: int = 8192,
         mssp: Callable[[], dict[str, str]] | None = None,
         server_name: str = "Hearth",
+        max_bytes: int = 65536,
+        max_steps: int = 512,
+        line_timeout: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.flags: dict[str, Any] = default_flags()
         self.settled = False
         self._max_line = max_line
+        self._max_bytes = max_bytes
+        self._max_steps = max_steps
+        self._line_timeout = line_timeout
+        self._clock = clock
+        self._in = b""  # bytes received and not parsed yet (over the budget)
+        self._in_pos = 0
+        self._line_started: float | None = None
+        self._mssp_sent = 0
+        self._mccp_starts = 0
         self._max_subneg = max_subneg
         self._mssp = mssp
         self._server_name = server_name
@@ -348,23 +369,53 @@ class TelnetProtocol:
         self._after_command()
 
     def receive_data(self, data: bytes) -> None:
-        """Parse bytes from the client. Never raises; see `events_received()`."""
+        """Parse bytes from the client, within the budget; see `backlog`. Never raises."""
         if self._eof or not data:
             return
+        if self._in_pos < len(self._in):
+            self._in = self._in[self._in_pos :] + bytes(data)
+        else:
+            self._in = bytes(data)
+        self._in_pos = 0
+        self._run()
+
+    @property
+    def backlog(self) -> int:
+        """Bytes received but not parsed yet: call `receive_more()` (on a later loop turn)."""
+        return len(self._in) - self._in_pos
+
+    def receive_more(self) -> None:
+        """Parse the next budget's worth of the backlog."""
+        if self.backlog and not self._eof:
+            self._run()
+
+    def _run(self) -> None:
+        self._expire_line()
+        data, pos = self._in, self._in_pos
+        stop = min(len(data), pos + self._max_bytes)
         try:
-            self._parse(bytes(data))
+            pos = self._parse(data, pos, stop)
         except Exception as exc:  # last line of defence: a bug must not kill the portal
             self._reset_parser()
             self._line.clear()  # the rest of this chunk is lost; start on a clean line
             self._discarded = 0
+            self._line_started = None
             self._events.append(ProtocolError(f"internal parser error: {exc!r}"))
+            pos = stop
+        if pos >= len(data):
+            self._in, pos = b"", 0
+        self._in_pos = pos
+        if self.settled and self.flags != self._reported:
+            self._report_flags()
 
     def receive_eof(self) -> None:
-        """The client closed its side. A final unterminated line is still delivered."""
+        """The client closed its side. A final unterminated line is still delivered,
+        unless input was still waiting in the backlog (then the rest is dropped)."""
         if self._eof:
             return
-        if self._line or self._discarded:
+        if (self._line or self._discarded) and not self.backlog:
             self._end_line()
+        self._in, self._in_pos = b"", 0
         self._eof = True
         self._reset_parser()
 
@@ -417,7 +468,12 @@ class TelnetProtocol:
         """
         for key in _GAME_FLAGS:
             if key in flags and flags[key] != self.flags.get(key):
-                self.flags[key] = self._reported[key] = flags[key]
+                value = flags[key]
+                if key == "ENCODING" and text_encoding(value) is None:
+                    self._error(f"the game set ENCODING {value!r}, which is not a text "
+                                f"encoding; {self.flags.get('ENCODING')!r} kept")
+                    continue
+                self.flags[key] = self._reported[key] = value
 
     def close(self) -> None:
         """End the MCCP2 stream cleanly; `data_to_send()` then returns the last bytes."""
@@ -456,44 +512,54 @@ class TelnetProtocol:
         self._sb.clear()
         self._sb_overflow = False
 
-    def _parse(self, data: bytes) -> None:
-        pos, end = 0, len(data)
-        while pos < end:
+    def _parse(self, data: bytes, pos: int, end: int) -> int:
+        """Parse `data[pos:end]` for at most `max_steps` steps; where it stopped."""
+        steps = self._max_steps
+        while pos < end and steps > 0:
+            steps -= 1
             if self._state is _Parse.DATA:
-                pos = self._parse_text(data, pos)
+                pos = self._parse_text(data, pos, end)
             elif self._state is _Parse.SB_DATA:
-                pos = self._parse_sb_data(data, pos)
+                pos = self._parse_sb_data(data, pos, end)
             else:
                 self._parse_byte(data[pos])
                 pos += 1
+        return pos
 
-    def _parse_text(self, data: bytes, pos: int) -> int:
-        match = _TEXT_SPECIAL.search(data, pos)
-        stop = match.start() if match else len(data)
+    def _parse_text(self, data: bytes, pos: int, end: int) -> int:
+        match = _TEXT_SPECIAL.search(data, pos, end)
+        stop = match.start() if match else end
         if stop > pos:
             self._after_cr = False
             self._add_text(data[pos:stop])
         if match is None:
             return stop
         byte = data[stop]
+        size = match.end() - stop
         if byte == IAC:
-            self._state = _Parse.IAC
+            if size == 1:
+                self._state = _Parse.IAC
+            elif data[stop + 1] == IAC:
+                self._after_cr = False
+                self._add_text(b"\xff" * (size // 2))
+            # else: a run of no-op commands; nothing for a MUD to do
         elif byte == _CR:
             self._end_line()
             self._after_cr = True
+        elif byte == _NUL:
+            self._after_cr = False  # the NUL of CR NUL; other NULs are no-ops in the NVT
         elif self._after_cr:
-            self._after_cr = False  # the LF or NUL of CR LF / CR NUL
-        elif byte == _LF:
+            self._after_cr = False  # the LF of CR LF
+        else:
             self._end_line()
-        # a lone NUL is a no-op in the NVT
-        return stop + 1
+        return match.end()
 
-    def _parse_sb_data(self, data: bytes, pos: int) -> int:
-        stop = data.find(b"\xff", pos)
+    def _parse_sb_data(self, data: bytes, pos: int, end: int) -> int:
+        stop = data.find(b"\xff", pos, end)
         if stop < 0:
-            stop = len(data)
+            stop = end
         self._add_sb(data[pos:stop])
-        if stop < len(data):
+        if stop < end:
             self._state = _Parse.SB_IAC
             return stop + 1
         return stop
@@ -560,6 +626,8 @@ class TelnetProtocol:
     # --- lines ---------------------------------------------------------------------
 
     def _add_text(self, chunk: bytes) -> None:
+        if self._line_started is None:
+            self._line_started = self._clock() if self._line_timeout else 0.0
         if self._discarded:
             self._discarded += len(chunk)
         elif len(self._line) + len(chunk) > self._max_line:
@@ -568,7 +636,20 @@ class TelnetProtocol:
         else:
             self._line += chunk
 
+    def _expire_line(self) -> None:
+        """Drop a partial line that took longer than `line_timeout` (a slowloris)."""
+        started = self._line_started
+        if (self._line_timeout and started is not None
+                and self._clock() - started > self._line_timeout):
+            self._line.clear()
+            self._discarded = 0
+            self._line_started = None
+            self._events.append(InputError(
+                f"Your unfinished line was dropped: finish a line within "
+                f"{self._line_timeout:g} seconds."))
+
     def _end_line(self) -> None:
+        self._line_started = None
         if self._discarded:
             size, self._discarded = self._discarded, 0
             self._events.append(
@@ -591,12 +672,10 @@ class TelnetProtocol:
         self._events.append(ProtocolError(reason))
 
     def _after_command(self) -> None:
-        """Settle if every handshake is done; report any flag change since the last report."""
-        if not self.settled:
-            if self._initiated and not self._pending:
-                self._mark_settled()
-        elif self.flags != self._reported:
-            self._report_flags()
+        """Settle if every handshake is done. Later flag changes are reported once, at the
+        end of the call that parsed them (`_run`), so a flood of toggles costs one report."""
+        if not self.settled and self._initiated and not self._pending:
+            self._mark_settled()
 
     def _mark_settled(self) -> None:
         self.settled = True
@@ -623,6 +702,8 @@ class TelnetProtocol:
         return side is not None and side.state is _Q.YES
 
     def _agrees(self, opt: int, local: bool) -> bool:
+        if local and opt == MCCP2 and self._mccp_starts >= _MAX_MCCP_STARTS:
+            return False
         if local:
             return opt in _LOCAL_OK or (opt == ECHO and self._want_echo)
         return opt in _REMOTE_OK
@@ -770,6 +851,7 @@ class TelnetProtocol:
         # The start marker itself goes out uncompressed; everything after it is zlib.
         self._out += bytes((IAC, SB, MCCP2, IAC, SE))
         self._compressor = zlib.compressobj()
+        self._mccp_starts += 1
         self.flags["MCCP"] = True
 
     def _end_mccp(self) -> None:
@@ -783,6 +865,10 @@ class TelnetProtocol:
     # --- MSSP ----------------------------------------------------------------------
 
     def _send_mssp(self) -> None:
+        if self._mssp_sent >= _MAX_MSSP:
+            self._error(f"MSSP asked for more than {_MAX_MSSP} times; not sent again")
+            return
+        self._mssp_sent += 1
         table: dict[str, str] = {"NAME": self._server_name}
         if self._mssp is not None:
             try:

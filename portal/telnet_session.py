@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import Callable
 from typing import Any, cast
 
 from portal.colour import render
+from portal.guard import WorkBudget
 from portal.session import PortalSession
 from portal.sessions import PortalSessionHandler
 from portal.telnet import (
@@ -29,6 +31,15 @@ class TelnetSession(asyncio.Protocol, PortalSession):
     The game hears of the session (PConn) only once negotiation has settled or timed
     out, so its connection screen already knows the client's name, size and colours.
     Input typed before that waits here, in order, and goes to the game right after.
+
+    Each read is parsed within the protocol's budget (`read_max_bytes`, `read_max_steps`);
+    what is left stays in the parser's backlog, reading from the socket stops, and the
+    next slice is parsed on the next loop turn, so other players are served in between.
+    The time each slice takes is charged to the connection (`read_cpu_share` of the loop
+    on average, after `read_cpu_burst` seconds): one that used more rests before its next
+    slice, so a flood of any kind costs the portal a bounded share of a core.
+    Anything that pauses input (held input full, the command rate, output backed up) also
+    stops the backlog from being parsed.
     """
 
     def __init__(
@@ -42,7 +53,13 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         self._handler = handler
         self._key = protocol_key
         self._negotiation_timeout = negotiation_timeout
-        self.telnet = TelnetProtocol(max_line=handler.settings.max_line, mssp=mssp)
+        settings = handler.settings
+        self.telnet = TelnetProtocol(
+            max_line=settings.max_line, mssp=mssp, max_bytes=settings.read_max_bytes,
+            max_steps=settings.read_max_steps, line_timeout=settings.line_timeout)
+        self._more_scheduled = False
+        self._work = WorkBudget.full(settings.read_cpu_share, settings.read_cpu_burst,
+                                     time.monotonic())
         self.transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._paused: set[str] = set()
@@ -77,9 +94,47 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         )
 
     def data_received(self, data: bytes) -> None:
-        self.telnet.receive_data(data)
+        self._charged(self.telnet.receive_data, data)
+
+    def _charged(self, parse: Callable[[bytes], None], data: bytes) -> None:
+        """Parse and handle one slice, and charge the time it took to this connection."""
+        start = time.perf_counter()
+        parse(data)
         self._handle_events()
         self._write()
+        self._work.spend(time.perf_counter() - start, time.monotonic())
+        self._after_read()
+
+    def _after_read(self) -> None:
+        rest = self._work.delay(time.monotonic())
+        waiting = bool(self.telnet.backlog) or rest > 0
+        self._set_paused("backlog", waiting)
+        if waiting:
+            self._schedule_more(rest)
+
+    def _schedule_more(self, delay: float = 0.0) -> None:
+        """Parse the next slice of the backlog on the next loop turn (or, when this
+        connection used more than its share of the loop, once it has rested), unless
+        something else paused input."""
+        if self._more_scheduled or self._paused - {"backlog"}:
+            return
+        if self.transport is None or self.transport.is_closing():
+            return
+        self._more_scheduled = True
+        loop = asyncio.get_running_loop()
+        if delay > 0:
+            loop.call_later(delay, self._receive_more)
+        else:
+            loop.call_soon(self._receive_more)
+
+    def _receive_more(self) -> None:
+        self._more_scheduled = False
+        if self._paused - {"backlog"} or self.transport is None or self.transport.is_closing():
+            return
+        if self.telnet.backlog and self._work.delay(time.monotonic()) <= 0:
+            self._charged(lambda _: self.telnet.receive_more(), b"")
+        else:
+            self._after_read()
 
     def eof_received(self) -> bool | None:
         self.telnet.receive_eof()
@@ -116,7 +171,7 @@ class TelnetSession(asyncio.Protocol, PortalSession):
                 case InputError(message=message):
                     self.send_text(f"|r{message}|n")
                 case ProtocolError(reason=reason):
-                    log.info("session %d (%s): %s", self.sessid, self.address, reason)
+                    self._handler.guard.protocol_error(self, reason)
 
     def _negotiated(self, flags: dict[str, Any]) -> None:
         """Apply only what negotiation changed, so flags the game set are kept."""
@@ -214,6 +269,9 @@ class TelnetSession(asyncio.Protocol, PortalSession):
     def resume_writing(self) -> None:
         self._set_paused("output", False)
 
+    def throttle_input(self, paused: bool) -> None:
+        self._set_paused("rate", paused)
+
     def _set_paused(self, reason: str, paused: bool) -> None:
         """Read from the client only while nothing (input held, output backed up) forbids it."""
         was = bool(self._paused)
@@ -222,7 +280,11 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         else:
             self._paused.discard(reason)
         transport = self.transport
-        if transport is None or transport.is_closing() or was == bool(self._paused):
+        if transport is None or transport.is_closing():
+            return
+        if not paused and self._paused == {"backlog"}:
+            self._schedule_more()  # only the backlog holds reading back: parse on
+        if was == bool(self._paused):
             return
         if self._paused:
             transport.pause_reading()

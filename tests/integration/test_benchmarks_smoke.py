@@ -20,6 +20,7 @@ SMOKE = {
     "ssh": ["--sessions", "10", "--logins", "3", "--clients", "3", "--duration", "0.3",
             "--warmup", "0.1"],
     "startup": ["--repeats", "1", "--no-cached"],
+    "hostile": ["--duration", "0.5", "--patterns", "toggles,newlines,gmcp_poison,conn_flood"],
     "reload": ["--clients", "3", "--warmup", "0.2", "--quiet", "0.2", "--settle", "0.2",
                "--hang-timeout", "2"],
 }

@@ -90,3 +90,30 @@ def test_arbitrary_bytes_never_raise(data: bytes, chunk: int) -> None:
         decoder.receive_data(data[start : start + chunk])
         decoder.frames_received()
     assert decoder.buffered() <= 4096 + 4
+
+
+@pytest.mark.parametrize("poison", [1 << 64, -(1 << 63) - 1, "\ud800", {"k": ["\udfff"]}])
+def test_failed_encode_leaves_the_buffer_as_it_was(poison: object) -> None:
+    """Issue 9: a frame that cannot be encoded must not leave half a frame behind it."""
+    encoder = FrameEncoder()
+    buf = bytearray()
+    encoder.encode_into(FRAMES[1], buf)
+    before = bytes(buf)
+    bad = DataIn(items=[InputItem(3, 7, "ping", [poison], {})])
+    with pytest.raises((OverflowError, UnicodeEncodeError, TypeError, ValueError)):
+        encoder.encode_into(bad, buf)
+    assert bytes(buf) == before
+    encoder.encode_into(FRAMES[4], buf)
+    decoder: FrameDecoder[GameFrame] = FrameDecoder(GameFrame)
+    decoder.receive_data(bytes(buf))
+    assert decoder.frames_received() == [FRAMES[1], FRAMES[4]]
+    assert decoder.fatal is None and not decoder.errors
+
+
+def test_unsplittable_frame_leaves_the_buffer_as_it_was() -> None:
+    encoder = FrameEncoder(max_frame=64)
+    buf = bytearray(b"head")
+    items = [OutputItem(1, "text", ["x" * 20], {}), OutputItem(2, "beep", [b"y" * 100], {})]
+    with pytest.raises(FrameTooLarge):
+        encoder.encode_into(DataOut(items=items), buf)
+    assert bytes(buf) == b"head"

@@ -92,7 +92,15 @@ def run(data: bytes, chunks: list[int] | None = None, **kwargs: Any) -> tuple[An
     cuts = [0, *(chunks or []), len(data)]
     for start, stop in pairwise(cuts):
         proto.receive_data(data[start:stop])
-    return proto.events_received(), proto.data_to_send(), proto.flags, proto.settled
+    return coalesced(proto.events_received()), proto.data_to_send(), proto.flags, proto.settled
+
+
+def coalesced(events: list[TelnetEvent]) -> tuple[list[TelnetEvent], FlagsChanged | None]:
+    """Events without the flag reports, and the last flag report: flag changes are
+    reported once per read, so how many reports there are depends on how reads split."""
+    reports = flags_events(events)
+    return [e for e in events if not isinstance(e, FlagsChanged)], (reports[-1] if reports
+                                                                    else None)
 
 
 SCENARIOS = {
@@ -194,7 +202,7 @@ def lines(events: list[TelnetEvent]) -> list[str]:
 
 
 def test_line_endings() -> None:
-    events = run(SCENARIOS["line-endings"])[0]
+    events = run(SCENARIOS["line-endings"])[0][0]
     assert lines(events) == ["a", "b", "c", "d", "e", ""]
 
 
@@ -778,3 +786,87 @@ def test_internal_error_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.undo()
     proto.receive_data(b"b\n")
     assert lines(proto.events_received()) == ["b"]
+
+
+# --- issue 9: bounded work per call ----------------------------------------------------
+
+
+def drain(proto: TelnetProtocol) -> tuple[list[TelnetEvent], int]:
+    """Events of the whole backlog, and how many calls it took."""
+    events, calls = proto.events_received(), 1
+    while proto.backlog:
+        proto.receive_more()
+        events += proto.events_received()
+        calls += 1
+    return events, calls
+
+
+def test_a_huge_read_is_parsed_in_bounded_slices() -> None:
+    proto = started(max_steps=100, max_bytes=1 << 20)
+    proto.receive_data(b"look\n" * 1000)
+    first = proto.events_received()
+    assert len(first) == 100 and proto.backlog == 900 * 5
+    rest, calls = drain(proto)
+    assert len(first) + len(rest) == 1000 and calls == 10
+
+
+def test_byte_budget_per_call() -> None:
+    proto = started(max_bytes=1000, max_line=2000)
+    proto.receive_data(b"x" * 2500 + b"\n")
+    assert proto.backlog == 1501
+    events, calls = drain(proto)
+    assert calls == 3 and isinstance(events[-1], InputError)  # over max_line, dropped
+
+
+def test_flag_toggles_are_reported_once_per_call() -> None:
+    proto = started()
+    proto.receive_data(cmd(DO, SGA) + cmd(DO, EOR) + cmd(DONT, CHARSET) + cmd(DONT, MCCP2)
+                       + cmd(DO, GMCP) + cmd(DONT, MSDP) + cmd(WONT, NAWS) + cmd(WONT, TTYPE))
+    proto.events_received()
+    proto.data_to_send()
+    assert proto.settled
+    proto.receive_data((cmd(DONT, SGA) + cmd(DO, SGA) + cmd(DONT, SGA)) * 50)
+    reports = flags_events(proto.events_received())
+    assert len(reports) == 1 and reports[0].flags["NOGOAHEAD"] is False
+    proto.receive_data((cmd(DO, SGA) + cmd(DONT, SGA)) * 50)
+    assert flags_events(proto.events_received()) == []  # no net change, no report
+
+
+def test_nul_iac_iac_and_nop_runs_are_one_step_each() -> None:
+    proto = started(max_steps=4, max_bytes=1 << 20)
+    proto.update_flags({"ENCODING": "latin-1"})
+    proto.receive_data(bytes(50000) + bytes((IAC, IAC)) * 10 + bytes((IAC, 241)) * 9000
+                       + b"\n")
+    events = proto.events_received()
+    assert proto.backlog == 0
+    assert lines(events) == ["\xff" * 10]
+
+
+def test_mccp_restarts_and_mssp_resends_are_capped() -> None:
+    proto = started()
+    proto.receive_data((cmd(DO, MCCP2) + cmd(DONT, MCCP2)) * 20 + (cmd(DO, MSSP)
+                                                                   + cmd(DONT, MSSP)) * 20)
+    proto.events_received()
+    out = proto.data_to_send()
+    assert out.count(bytes((IAC, SB, MCCP2, IAC, SE))) <= 9
+    assert out.count(bytes((IAC, SB, MSSP))) <= 4
+
+
+def test_unfinished_line_expires() -> None:
+    now = [0.0]
+    proto = started(line_timeout=10.0, clock=lambda: now[0])
+    proto.receive_data(b"pin")
+    now[0] = 11.0
+    proto.receive_data(b"g\r\n")
+    events = proto.events_received()
+    assert isinstance(events[0], InputError) and "unfinished" in events[0].message
+    assert lines(events) == ["g"]
+
+
+@pytest.mark.parametrize("name", ["hex", "idna", "undefined", "utf-16", "unicode_escape", 7])
+def test_game_cannot_set_a_non_text_encoding(name: Any) -> None:
+    proto = started()
+    proto.update_flags({"ENCODING": name})
+    assert proto.flags["ENCODING"] == "utf-8"
+    proto.send_text("héllo\n")
+    assert "héllo".encode() in proto.data_to_send()
