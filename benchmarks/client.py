@@ -28,6 +28,10 @@ IAC = 255
 SE, SB = 240, 250
 WILL, WONT, DO, DONT = 251, 252, 253, 254
 REFUSALS = {WILL: DONT, DO: WONT}  # what a client that supports no option answers
+# Every test and benchmark client comes from 127.0.0.1: the per-address login limits would
+# count them all as one stranger. Tests of those limits set their own.
+LOOPBACK_LOGINS = {"creations_per_address": 1_000_000, "queue_per_address": 100_000,
+                   "queue_total": 100_000}
 
 
 def strip_telnet(data: bytes, state: dict[str, Any]) -> bytes:
@@ -80,9 +84,12 @@ class MudClient:
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
 
-    async def connect(self, port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> None:
+    async def connect(self, port: int, host: str = "127.0.0.1", timeout: float = 10.0,
+                      source: str | None = None) -> None:
+        """`source`: the local address to connect from (127.0.0.2 is another "address")."""
+        local = (source, 0) if source else None
         self._reader, self._writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port), timeout)
+            asyncio.open_connection(host, port, local_addr=local), timeout)
         self._task = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -167,6 +174,7 @@ class GameRunner:
     def write_settings(self, overrides: dict[str, dict[str, Any]]) -> None:
         sections: dict[str, dict[str, Any]] = {
             "portal": {"telnet_port": 0, "negotiation_timeout": 0.3},
+            "server": {"logins": LOOPBACK_LOGINS},
             "supervisor": {"start_timeout": 30.0, "hang_timeout": 3.0},
         }
         for section, values in overrides.items():
@@ -176,10 +184,15 @@ class GameRunner:
             _toml_table(lines, section, values)
         (self.dir / "settings.toml").write_text("\n".join(lines) + "\n")
 
-    def cli(self, *args: str, timeout: float = 90.0, check: bool = False
-            ) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, timeout: float = 90.0, check: bool = False,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
         return run([sys.executable, "run.py", "--game-dir", str(self.dir), *args],
-                   timeout=timeout, check=check)
+                   timeout=timeout, check=check, input=input)
+
+    def make_admin(self, name: str, password: str = "secret1") -> None:
+        """`run.py admin NAME`: the account (created with `password` if new) is an admin."""
+        result = self.cli("admin", name, input=password + "\n", timeout=60)
+        assert result.returncode == 0, f"admin {name} failed:\n{result.stdout}{result.stderr}"
 
     def start(self) -> None:
         result = self.cli("start")
@@ -247,10 +260,11 @@ def _toml_table(lines: list[str], name: str, values: dict[str, Any]) -> None:
         _toml_table(lines, f"{name}.{key}", table)
 
 
-def run(cmd: list[str], timeout: float, check: bool = False) -> subprocess.CompletedProcess[str]:
+def run(cmd: list[str], timeout: float, check: bool = False,
+        input: str | None = None) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                          check=check, env=env)
+                          check=check, env=env, input=input)
 
 
 def kill9(pid: int) -> None:

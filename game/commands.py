@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from server.accounts import Account, AccountError
 from server.api import Context, Game, command
 from server.session import ServerSession
 
@@ -14,8 +11,10 @@ CONNECTION_SCREEN = """\
 
  If you have an existing account, connect to it by typing:
       |wconnect <username> <password>|n
+ or type |wconnect <username>|n and then your password, unseen.
  If you need to create an account, type (without the <>'s):
       |wcreate <username> <password>|n
+ or |wcreate <username>|n, and choose the password unseen.
 
  Enter |whelp|n for more info. |wlook|n will re-show this screen.
 |b==============================================================|n"""
@@ -26,43 +25,6 @@ ROOM_DESC = "A long hall with a fire that never goes out. Travellers gather to t
 
 def connection_screen(ctx_name: str) -> str:
     return CONNECTION_SCREEN.format(name=ctx_name)
-
-
-@command("create", logged_in=False, help="create NAME PASSWORD - make a new account.")
-async def create(ctx: Context) -> None:
-    account = await _account(ctx, ctx.game.accounts.create)
-    if account is not None:
-        ctx.session.msg(f"A new account '{account.name}' was created. Welcome!")
-        await _enter(ctx, account)
-
-
-@command("connect", aliases=["conn", "con"], logged_in=False,
-         help="connect NAME PASSWORD - log in to your account.")
-async def connect(ctx: Context) -> None:
-    account = await _account(ctx, ctx.game.accounts.authenticate)
-    if account is not None:
-        await _enter(ctx, account)
-
-
-async def _account(
-    ctx: Context, action: Callable[[str, str], Awaitable[Account]]
-) -> Account | None:
-    """Run `create` or `authenticate` on NAME PASSWORD; tell the player what went wrong."""
-    parts = ctx.args.split(None, 1)
-    if len(parts) != 2:
-        ctx.session.msg(f"Usage: {ctx.command.key} <username> <password>")
-        return None
-    try:
-        return await action(parts[0], parts[1].strip())
-    except AccountError as exc:
-        ctx.session.msg(f"|r{exc}|n")
-        return None
-
-
-async def _enter(ctx: Context, account: Account) -> None:
-    """Log in; the `at_session_login` hook (game/hooks.py) greets the room and looks."""
-    if not ctx.session.logged_in:
-        await ctx.game.login(ctx.session, account.uid, account.name)
 
 
 @command("look", aliases=["l"], logged_in=None, help="look - describe where you are.")
@@ -106,7 +68,7 @@ def ping(ctx: Context) -> None:
 def help_(ctx: Context) -> None:
     available = [c for c in ctx.game.commands()
                  if c.logged_in in (None, ctx.session.logged_in)
-                 and (not c.admin or ctx.session.uid == 1)]
+                 and (not c.admin or ctx.game.is_admin(ctx.session))]
     if ctx.args:
         for cmd in available:
             if ctx.args.lower() in (cmd.key, *cmd.aliases):

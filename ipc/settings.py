@@ -17,7 +17,7 @@ import tempfile
 import tomllib
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -114,6 +114,48 @@ class PortalSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             raise ValueError("input buffer limits must be at least 1")
 
 
+class LoginSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """`[server.logins]`: login protection (see `server/logins.py` and the README's table).
+
+    Failures are counted per address and per account name (existing or not). After
+    `free_failures` of them each further one makes that address or name wait `delay`
+    seconds, doubling up to `delay_max`; at `lockout_after` (address) or
+    `account_lockout_after` (name) it is locked out for `lockout` seconds, and again after
+    every further failure. Failures are forgotten after `forget_after` quiet seconds.
+    """
+
+    free_failures: int = 3
+    delay: float = 2.0
+    delay_max: float = 30.0
+    lockout_after: int = 10
+    # Higher than per address: anyone can fail logins to someone else's account.
+    account_lockout_after: int = 20
+    lockout: float = 900.0
+    forget_after: float = 3600.0
+    creations_per_address: int = 3  # accounts made from one address per `creation_window`
+    creation_window: float = 3600.0
+    queue_per_address: int = 4  # logins waiting for (or in) a password hash, per address
+    queue_total: int = 512
+
+    def __post_init__(self) -> None:
+        for key in ("free_failures", "creations_per_address"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"`{key}` must not be negative")
+        for key in ("lockout_after", "account_lockout_after"):
+            if getattr(self, key) <= self.free_failures:
+                raise ValueError(f"`{key}` must be more than `free_failures` "
+                                 f"({self.free_failures})")
+        for key in ("delay", "delay_max", "lockout", "forget_after", "creation_window"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"`{key}` must not be negative")
+        for key in ("queue_per_address", "queue_total"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"`{key}` must be at least 1")
+
+
+Multisession = Literal["takeover", "allow", "refuse"]
+
+
 class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # How long a stopping server waits for running commands before it stops anyway.
     stop_grace: float = 5.0
@@ -121,6 +163,10 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     # scrypt's N for new password hashes (a power of two; each account keeps its own cost,
     # and is rehashed at this one when it next logs in). 16384 takes ~40 ms a hash here.
     scrypt_n: int = 16384
+    # An account logging in while already logged in: the new connection takes over (the
+    # old one is told and closed), both stay ("allow"), or the new one is refused.
+    multisession: Multisession = "takeover"
+    logins: LoginSettings = msgspec.field(default_factory=LoginSettings)
 
     def __post_init__(self) -> None:
         n = self.scrypt_n

@@ -5,6 +5,11 @@ Hashing is deliberately slow (tens of milliseconds), so it runs in a small threa
 who are already playing. Each account keeps the scrypt cost it was hashed with, so the cost
 setting can change at any time: old accounts still log in, and are rehashed at the new cost
 when they do.
+
+Logging in answers "no such account" and "wrong password" with one message after the same
+work (an unknown name is hashed against a dummy salt), so neither the answer nor its time
+tells whether a name exists. Throttling, lockouts and the fair hashing queue are in
+`server.logins`, in front of this store.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ import re
 import sqlite3
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Literal
 
 from msgspec import Struct
 
@@ -27,8 +34,23 @@ MIN_PASSWORD = 4
 HASH_NICE = 10  # how much lower than the game the hashing threads run
 
 
+WRONG_LOGIN = "Wrong name or password."
+# Why an account operation failed; `str(error)` is the message for the player.
+AccountProblem = Literal["bad_name", "short_password", "taken", "wrong", "in_use", "refused",
+                         "other"]
+
+
 class AccountError(ValueError):
-    """A message for the player: name taken, wrong password, bad name."""
+    """A message for the player (`str(error)`), with a cause to match on (`problem`)."""
+
+    def __init__(self, message: str, problem: AccountProblem = "other") -> None:
+        super().__init__(message)
+        self.problem: AccountProblem = problem
+
+
+# Hashes `password` with `salt` at `cost`; the store's own thread pool by default, or a
+# caller's queue in front of it (`server.logins` queues logins fairly per address).
+Hasher = Callable[[str, bytes, "ScryptCost"], Awaitable[bytes]]
 
 
 class Account(Struct, frozen=True):
@@ -64,49 +86,66 @@ def _lower_priority() -> None:
 
 
 class AccountStore:
+    """Accounts in the game database. `create` and `authenticate` hash through `hasher`
+    when given one, else through this store's own pool (`hash`)."""
+
     def __init__(self, db: sqlite3.Connection, workers: int = 1,
                  cost: ScryptCost | None = None) -> None:
         self._db = db
         self.cost = cost or ScryptCost()
+        self._dummy_salt = os.urandom(16)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scrypt",
                                         initializer=_lower_priority)
 
-    async def create(self, name: str, password: str) -> Account:
-        """Create an account; AccountError if the name is invalid or taken."""
+    def check_new(self, name: str, password: str | None = None) -> None:
+        """AccountError if `name` is invalid or taken, or `password` (if given) too short."""
         if not NAME_RE.match(name):
             raise AccountError(
-                "Names are 2-30 letters, digits, _ or -, and start with a letter."
+                "Names are 2-30 letters, digits, _ or -, and start with a letter.", "bad_name"
             )
-        if len(password) < MIN_PASSWORD:
-            raise AccountError(f"Passwords need at least {MIN_PASSWORD} characters.")
+        if password is not None and len(password) < MIN_PASSWORD:
+            raise AccountError(f"Passwords need at least {MIN_PASSWORD} characters.",
+                               "short_password")
         if self.find(name) is not None:
-            raise AccountError(f"The name {name} is already taken.")
+            raise AccountError(f"The name {name} is already taken.", "taken")
+
+    async def create(self, name: str, password: str, hasher: Hasher | None = None,
+                     admin: bool = False) -> Account:
+        """Create an account; AccountError if the name is invalid or taken."""
+        self.check_new(name, password)
         salt = os.urandom(16)
-        digest = await self._hash(password, salt, self.cost)
+        digest = await (hasher or self.hash)(password, salt, self.cost)
         try:
             cursor = self._db.execute(
-                "INSERT INTO accounts (name, hash, salt, cost, created) VALUES (?, ?, ?, ?, ?)",
-                (name, digest, salt, self.cost.encode(), time.time()),
+                "INSERT INTO accounts (name, hash, salt, cost, created, admin) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (name, digest, salt, self.cost.encode(), time.time(), int(admin)),
             )
         except sqlite3.IntegrityError:
-            raise AccountError(f"The name {name} is already taken.") from None
+            raise AccountError(f"The name {name} is already taken.", "taken") from None
         assert cursor.lastrowid is not None
         return Account(cursor.lastrowid, name)
 
-    async def authenticate(self, name: str, password: str) -> Account:
-        """The account if the password matches; AccountError otherwise."""
+    async def authenticate(self, name: str, password: str,
+                           hasher: Hasher | None = None) -> Account:
+        """The account if the password matches; AccountError(WRONG_LOGIN) otherwise.
+
+        An unknown name costs one hash too (against a dummy salt) and gets the same
+        message, so a caller cannot tell it from a wrong password."""
+        hasher = hasher or self.hash
         row = self._db.execute(
             "SELECT id, name, hash, salt, cost FROM accounts WHERE name = ?", (name,)
         ).fetchone()
         if row is None:
-            raise AccountError("No account by that name. Use: create NAME PASSWORD")
+            await hasher(password, self._dummy_salt, self.cost)
+            raise AccountError(WRONG_LOGIN, "wrong")
         uid, stored_name, digest, salt, cost = row
         stored_cost = ScryptCost.decode(cost)
-        if not hmac.compare_digest(await self._hash(password, salt, stored_cost), digest):
-            raise AccountError("Wrong password.")
+        if not hmac.compare_digest(await hasher(password, salt, stored_cost), digest):
+            raise AccountError(WRONG_LOGIN, "wrong")
         if stored_cost != self.cost:  # the cost setting changed: rehash at the new cost
             salt = os.urandom(16)
-            digest = await self._hash(password, salt, self.cost)
+            digest = await hasher(password, salt, self.cost)
             self._db.execute("UPDATE accounts SET hash = ?, salt = ?, cost = ? WHERE id = ?",
                              (digest, salt, self.cost.encode(), uid))
         return Account(uid, stored_name)
@@ -118,7 +157,21 @@ class AccountStore:
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM accounts").fetchone()[0])
 
-    async def _hash(self, password: str, salt: bytes, cost: ScryptCost) -> bytes:
+    def is_admin(self, uid: int) -> bool:
+        """Read from the database each time, so `run.py admin` takes effect at once."""
+        row = self._db.execute("SELECT admin FROM accounts WHERE id = ?", (uid,)).fetchone()
+        return row is not None and bool(row[0])
+
+    def set_admin(self, name: str, admin: bool = True) -> Account:
+        """Make an existing account an admin (or not); AccountError if there is none."""
+        account = self.find(name)
+        if account is None:
+            raise AccountError(f"There is no account {name}.", "wrong")
+        self._db.execute("UPDATE accounts SET admin = ? WHERE id = ?", (int(admin), account.uid))
+        return account
+
+    async def hash(self, password: str, salt: bytes, cost: ScryptCost) -> bytes:
+        """Hash in this store's thread pool (`workers` threads, lowered priority)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, hash_password, password, salt, cost)
 

@@ -16,6 +16,24 @@ waits for it, other players do not). Hooks take the `Game`, plus the session for
 session hooks. The server process is replaced on every reload, so module-level state in
 the game is fresh each time; state that must survive goes in `session.server_data`, the
 database, or the key-value store.
+
+Passwords go through `game.logins` (`server.logins.Logins`), never straight to the
+account store: it throttles failures per address and per account, limits creations per
+address, gives one answer for an unknown name and a wrong password, and queues the hashing
+fairly across addresses::
+
+    try:
+        account = await ctx.game.logins.check_password(name, password, ctx.session.address)
+    except AccountError as exc:   # LoginRefused (throttled) is one too
+        ctx.session.msg(str(exc))
+
+A command can take the player's next line for itself, unseen by the command parser (and,
+with `hidden=True`, not echoed by the client: passwords)::
+
+    ctx.session.ask("connect.password", "Password:", hidden=True, name=name)
+
+    @reply("connect.password")
+    async def password(ctx: Context) -> None: ...   # ctx.args is the line, ctx.data the rest
 """
 
 from __future__ import annotations
@@ -23,6 +41,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
+
+from server.accounts import Account, AccountError
+from server.logins import LoginRefused, Logins
 
 if TYPE_CHECKING:
     from server.accounts import AccountStore
@@ -32,15 +53,20 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HOOKS",
+    "Account",
+    "AccountError",
     "Command",
     "CommandFunc",
     "Context",
     "Game",
+    "LoginRefused",
+    "Logins",
     "Registry",
     "command",
     "hook",
     "inputfunc",
     "registry",
+    "reply",
 ]
 
 CommandFunc = Callable[["Context"], Awaitable[None] | None]
@@ -69,6 +95,10 @@ class Game(Protocol):
     @property
     def accounts(self) -> AccountStore: ...
     @property
+    def logins(self) -> Logins:
+        """Password checks and account creation, with the login protection."""
+        ...
+    @property
     def store(self) -> KeyValueStore: ...
     @property
     def keys(self) -> PublicKeyStore:
@@ -80,7 +110,14 @@ class Game(Protocol):
     def request(self, action: str, session: ServerSession | None = None) -> None:
         """Ask the supervisor for "reload", "reset", "reboot" or "shutdown"."""
         ...
-    async def login(self, session: ServerSession, uid: int, name: str) -> None: ...
+    async def login(self, session: ServerSession, uid: int, name: str) -> None:
+        """Log `session` in; AccountError (problem "in_use") if the account is logged in
+        elsewhere and `server.multisession` is "refuse". With "takeover" the other
+        sessions of the account are told and closed first."""
+        ...
+    def is_admin(self, session: ServerSession) -> bool:
+        """Whether the session's account is an admin (`run.py admin NAME`)."""
+        ...
     def commands(self) -> Iterable[Command]: ...
 
 
@@ -102,8 +139,9 @@ class Context:
     session: ServerSession
     game: Game
     cmdname: str  # the word the player typed
-    args: str  # the rest of the line, stripped
+    args: str  # the rest of the line, stripped (for a reply: the whole line)
     command: Command
+    data: dict[str, Any] = field(default_factory=dict)  # a reply's keywords from `ask`
 
 
 @dataclass
@@ -111,6 +149,7 @@ class Registry:
     commands: dict[str, Command] = field(default_factory=dict)
     hooks: dict[str, list[Callable[..., Any]]] = field(default_factory=dict)
     inputfuncs: dict[str, InputFunc] = field(default_factory=dict)
+    replies: dict[str, Command] = field(default_factory=dict)
 
     def add_command(self, cmd: Command) -> None:
         for name in (cmd.key, *cmd.aliases):
@@ -167,6 +206,21 @@ def inputfunc(name: str) -> Callable[[InputFunc], InputFunc]:
 
     def register(func: InputFunc) -> InputFunc:
         registry.inputfuncs[name.lower()] = func
+        return func
+
+    return register
+
+
+def reply(key: str) -> Callable[[CommandFunc], CommandFunc]:
+    """Register the handler of a line asked for with `session.ask(key, ...)`.
+
+    It runs like a command, with `ctx.args` the player's whole line (stripped) and
+    `ctx.data` the keywords given to `ask`; a player cannot type it as a command. A
+    hidden reply's line is never logged, not even when its handler fails.
+    """
+
+    def register(func: CommandFunc) -> CommandFunc:
+        registry.replies[key] = Command(key, func, logged_in=None)
         return func
 
     return register

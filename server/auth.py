@@ -3,9 +3,10 @@
 The portal has no database, so it asks: is this name an account, is this its password,
 did it register this public key. Passwords are checked by the account store (scrypt in
 its thread pool, as telnet's `connect` does). A wrong password is answered only after
-`failure_delay(...)` seconds: that function is the one place where login throttling
-(delays per address and per account, lockouts) plugs in; for now it is a plain delay that
-grows with the connection's failures. An offered public key the account does not have is
+`failure_delay(...)` seconds, a delay that grows with the connection's failures, on top of
+the throttle every login shares (server/logins.py: delays and lockouts per address and
+per account, the fair hashing queue), which checks SSH passwords as it does telnet's.
+An offered public key the account does not have is
 not a failed login (OpenSSH offers every key of the agent in turn) and is answered at once.
 """
 
@@ -16,6 +17,7 @@ import asyncio
 from ipc.frames import AuthRequest, AuthResult
 from server.accounts import AccountError, AccountStore
 from server.keys import PublicKeyStore
+from server.logins import Logins
 
 FAILURE_DELAY = 1.0  # seconds per failure already made on the connection, plus one
 MAX_FAILURE_DELAY = 5.0
@@ -27,8 +29,8 @@ def failure_delay(address: str, username: str, failures: int) -> float:
     return min(FAILURE_DELAY * (failures + 1), MAX_FAILURE_DELAY)
 
 
-async def answer(request: AuthRequest, accounts: AccountStore,
-                 keys: PublicKeyStore) -> AuthResult:
+async def answer(request: AuthRequest, accounts: AccountStore, keys: PublicKeyStore,
+                 logins: Logins | None = None) -> AuthResult:
     """The answer to one request; never raises for a bad name, password or key."""
     account = accounts.find(request.username)
     if account is None:
@@ -41,7 +43,11 @@ async def answer(request: AuthRequest, accounts: AccountStore,
         ok = keys.owns(account.uid, request.public_key)
     elif request.method == "password":
         try:
-            account = await accounts.authenticate(account.name, request.password)
+            if logins is not None:  # the telnet logins' throttle, lockout and fair queue
+                account = await logins.check_password(account.name, request.password,
+                                                      request.address)
+            else:
+                account = await accounts.authenticate(account.name, request.password)
             ok = True
         except AccountError:
             await asyncio.sleep(failure_delay(request.address, account.name,

@@ -47,12 +47,13 @@ from ipc.frames import (
     Welcome,
 )
 from ipc.marker import FileMarker, marker_path
-from ipc.settings import Settings
+from ipc.settings import ServerSettings, Settings
 from server import auth
-from server.accounts import AccountStore, ScryptCost
+from server.accounts import AccountError, AccountStore, ScryptCost
 from server.api import Command, registry
 from server.keys import PublicKeyStore
 from server.loader import load_game
+from server.logins import Logins
 from server.session import ServerSession
 from server.sessions import ServerSessionHandler
 from server.store import KeyValueStore, open_database
@@ -62,6 +63,8 @@ log = logging.getLogger("server")
 EXIT_START_FAILED = 3
 EXIT_REFUSED = 4
 EXIT_PORTAL_GONE = 75
+TAKEN_OVER = ("|rYour account was just logged in from another connection ({address}); "
+              "this one is closed.|n")
 
 START_HOOKS = {"reload": "at_server_reload_start", "reset": "at_server_cold_start",
                "start": "at_server_cold_start"}
@@ -73,9 +76,12 @@ class ServerGame:
     """The running server as the game sees it (`server.api.Game`)."""
 
     def __init__(self, name: str, accounts: AccountStore, store: KeyValueStore,
-                 handler: ServerSessionHandler, request: Any, keys: PublicKeyStore) -> None:
+                 handler: ServerSessionHandler, request: Any, keys: PublicKeyStore,
+                 settings: ServerSettings | None = None) -> None:
         self._name = name
         self._accounts = accounts
+        self._settings = settings or ServerSettings()
+        self._logins = Logins(accounts, self._settings.logins, self._settings.login_workers)
         self._store = store
         self._keys = keys
         self._handler = handler
@@ -88,6 +94,10 @@ class ServerGame:
     @property
     def accounts(self) -> AccountStore:
         return self._accounts
+
+    @property
+    def logins(self) -> Logins:
+        return self._logins
 
     @property
     def store(self) -> KeyValueStore:
@@ -111,8 +121,20 @@ class ServerGame:
         self._request(action, session.sessid if session else 0)
 
     async def login(self, session: ServerSession, uid: int, name: str) -> None:
+        others = [s for s in self.logged_in() if s.uid == uid and s is not session]
+        mode = self._settings.multisession
+        if others and mode == "refuse":
+            raise AccountError(f"{name} is already playing from another connection.",
+                               "in_use")
+        if mode == "takeover":
+            for other in others:
+                other.disconnect(TAKEN_OVER.format(address=session.address))
         session.login(uid, name)
         self._handler.run_hooks("at_session_login", session)
+
+    def is_admin(self, session: ServerSession) -> bool:
+        uid = session.uid
+        return session.logged_in and uid is not None and self._accounts.is_admin(uid)
 
     def commands(self) -> Iterable[Command]:
         return registry.unique_commands()
@@ -168,7 +190,7 @@ class ServerProcess(ChildProcess):
         server = self.settings.server
         accounts = AccountStore(db, server.login_workers, ScryptCost(n=server.scrypt_n))
         game = ServerGame(self.settings.game.name, accounts, KeyValueStore(db),
-                          self.handler, self.request, PublicKeyStore(db))
+                          self.handler, self.request, PublicKeyStore(db), server)
         self.handler.game = game
         self.handler.run_hooks_strict("at_server_start")
 
@@ -239,7 +261,7 @@ class ServerProcess(ChildProcess):
         game = self.handler.game
         assert game is not None and isinstance(game, ServerGame)
         try:
-            result = await auth.answer(request, game.accounts, game.keys)
+            result = await auth.answer(request, game.accounts, game.keys, game.logins)
         except Exception:
             log.exception("ssh login %s of %r failed", request.method, request.username)
             return  # unanswered: the portal's bounded wait tells the player

@@ -40,6 +40,11 @@ class SessionHandler(Protocol):
     def note_dirty(self, session: ServerSession) -> None: ...
 
 
+# In `server_data` (so it survives a reload or crash): the reply handler that takes this
+# session's next line (`ask`).
+ASK_KEY = "_ask"
+
+
 class TrackedDict(dict[str, Any]):
     """A dict that calls `on_change` whenever it is modified, and notes which keys."""
 
@@ -169,6 +174,21 @@ class ServerSession:
         if text is not None:
             kwargs["text"] = text
         self.data_out(**kwargs)
+
+    def ask(self, reply_to: str, prompt: str, *, hidden: bool = False, **data: Any) -> None:
+        """Send `prompt`; the player's next line goes to the reply handler `reply_to`
+        (`server.api.reply`) with `data`, not to the command parser.
+
+        With `hidden` the client stops echoing what the player types (telnet ECHO) until
+        that line arrives, and the line is never logged. The question is kept in
+        `server_data`, so a reload or crash in between does not turn the answer (a
+        password) into a command that would be shown back to the player.
+        """
+        self.server_data[ASK_KEY] = {"to": reply_to, "hidden": hidden, "data": data}
+        if hidden:
+            self.data_out(echo=([], {"hidden": True}), prompt=prompt)
+        else:
+            self.data_out(prompt=prompt)
 
     def update_flags(self, **flags: Any) -> None:
         self.protocol_flags.update(flags)

@@ -31,11 +31,12 @@ from ipc.frames import (
     counts_as_command,
 )
 from server.api import Context, Game, Registry
-from server.session import ServerSession
+from server.session import ASK_KEY, ServerSession
 
 log = logging.getLogger(__name__)
 
 NOT_AVAILABLE = "Command '{}' is not available. Type \"help\" for help."
+ERROR_MESSAGE = "|rAn error occurred while running that command; it was logged.|n"
 
 
 class SeqMarker(Protocol):
@@ -243,19 +244,66 @@ class ServerSessionHandler:
 
     def _run_command(self, session: ServerSession, item: InputItem) -> Awaitable[None] | None:
         line = str(item.args[0]) if item.args else ""
+        asked = session.server_data.get(ASK_KEY)
+        if isinstance(asked, dict):
+            return self._run_reply(session, asked, line)
         word, _, rest = line.strip().partition(" ")
         if not word:
             return None
         cmd = self.registry.find(word, session.logged_in)
-        if cmd is None or (cmd.admin and not is_admin(session)):
+        assert self.game is not None
+        if cmd is None or (cmd.admin and not self.game.is_admin(session)):
             session.msg(NOT_AVAILABLE.format(word))
             return None
-        assert self.game is not None
         return cmd.func(Context(session, self.game, word, rest.strip(), cmd))
 
+    def _run_reply(self, session: ServerSession, asked: dict[str, Any],
+                   line: str) -> Awaitable[None] | None:
+        """The line the game asked for with `session.ask`: to its reply handler, unlogged."""
+        del session.server_data[ASK_KEY]
+        if asked.get("hidden"):
+            session.data_out(echo=([], {"hidden": False}), text="")  # the Enter was not shown
+        key = str(asked.get("to"))
+        cmd = self.registry.replies.get(key)
+        if cmd is None:
+            log.warning("session %d answered %r, which no reply handler takes", session.sessid,
+                        key)
+            return None
+        assert self.game is not None
+        ctx = Context(session, self.game, key, line.strip(), cmd, dict(asked.get("data") or {}))
+        try:
+            pending = cmd.func(ctx)
+        except (Exception, SystemExit):  # a command calling sys.exit() ends only itself
+            self._report_reply_error(session, key)
+            return None
+        return None if pending is None else self._guard_reply(session, key, pending)
+
+    async def _guard_reply(self, session: ServerSession, key: str,
+                           pending: Awaitable[None]) -> None:
+        try:
+            await pending
+        except (Exception, SystemExit):  # a command calling sys.exit() ends only itself
+            self._report_reply_error(session, key)
+
+    def _report_reply_error(self, session: ServerSession, key: str) -> None:
+        log.exception("reply %r of session %d failed (its line is not logged)", key,
+                      session.sessid)
+        session.msg(ERROR_MESSAGE)
+
     def _report_error(self, session: ServerSession, item: InputItem) -> None:
-        log.exception("input %r of session %d failed", item.args or item.cmdname, session.sessid)
-        session.msg("|rAn error occurred while running that command; it was logged.|n")
+        log.exception("input %r of session %d failed", self._loggable(item), session.sessid)
+        session.msg(ERROR_MESSAGE)
+
+    def _loggable(self, item: InputItem) -> Any:
+        """The input as it may be logged: a connection-screen command (`connect NAME
+        PASSWORD`) only by its first word, so no password reaches a log."""
+        if item.cmdname != "text" or not item.args:
+            return item.args or item.cmdname
+        word = str(item.args[0]).strip().partition(" ")[0]
+        cmd = self.registry.commands.get(word.lower())
+        if cmd is None or cmd.logged_in is False:
+            return f"{word} ..."
+        return item.args
 
     def _ack(self, seq: int) -> None:
         if seq:
@@ -286,11 +334,6 @@ class ServerSessionHandler:
     def run_hooks_strict(self, name: str, *args: Any) -> None:
         for func in self.registry.hooks.get(name, []):
             func(self.game, *args)
-
-
-def is_admin(session: ServerSession) -> bool:
-    """The first account created (uid 1) is the game's admin, as in Evennia."""
-    return session.logged_in and session.uid == 1
 
 
 def _split_output(value: Any) -> tuple[list[Any], dict[str, Any]]:

@@ -15,7 +15,8 @@ CREATE TABLE IF NOT EXISTS accounts (
     hash BLOB NOT NULL,
     salt BLOB NOT NULL,
     cost TEXT NOT NULL DEFAULT 'n=16384,r=8,p=1',
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    admin INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS ssh_keys (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -45,6 +46,9 @@ def open_database(path: Path) -> sqlite3.Connection:
     if "cost" not in columns:  # a database from before costs were stored
         db.execute("ALTER TABLE accounts ADD COLUMN cost TEXT NOT NULL "
                    "DEFAULT 'n=16384,r=8,p=1'")
+    if "admin" not in columns:  # before `run.py admin`, the first account was the admin
+        db.execute("ALTER TABLE accounts ADD COLUMN admin INTEGER NOT NULL DEFAULT 0")
+        db.execute("UPDATE accounts SET admin = 1 WHERE id = 1")
     return db
 
 

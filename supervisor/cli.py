@@ -32,6 +32,7 @@ from supervisor.process import REPO_ROOT
 
 DEFAULT_GAME = REPO_ROOT / "game"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
+ADMIN_TIMEOUT = 300.0  # `admin` waits this long for someone to type a password
 
 
 class CliError(Exception):
@@ -403,6 +404,29 @@ def cmd_dev(args: argparse.Namespace) -> int:
     return run_dev(args.game_dir)
 
 
+# ---------------------------------------------------------------- admin
+
+
+def cmd_admin(args: argparse.Namespace) -> int:
+    """Name an admin. The server's own tool does it: the supervisor never opens the game's
+    database (and the password prompt, on this terminal, is the tool's)."""
+    tool = [sys.executable, "-m", "server.admin", str(args.game_dir.resolve()), args.name]
+    if args.revoke:
+        tool.append("--revoke")
+    try:
+        return subprocess.run(tool, cwd=REPO_ROOT, timeout=ADMIN_TIMEOUT).returncode
+    except subprocess.TimeoutExpired:
+        raise CliError(f"no password typed within {ADMIN_TIMEOUT:.0f}s; nothing changed") from None
+
+
+def add_admin_parser(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    admin = command("admin", "make an account an admin, creating it if needed (asks for "
+                    "its password)")
+    admin.add_argument("name")
+    admin.add_argument("--revoke", action="store_true", help="take admin rights away instead")
+    admin.set_defaults(func=cmd_admin)
+
+
 # ---------------------------------------------------------------- parsing
 
 
@@ -451,6 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
             ).set_defaults(func=cmd_reopen_logs)
     command("dev", "run in the foreground and reload on every saved change"
             ).set_defaults(func=cmd_dev)
+    add_admin_parser(command)
     return parser
 
 

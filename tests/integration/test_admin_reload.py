@@ -34,8 +34,9 @@ def test_in_game_reload_reports_to_the_admin_only(game: GameRunner) -> None:
     async def scenario() -> None:
         admin, player = MudClient("admin"), MudClient("player")
         port = game.port
+        game.make_admin("admin")  # named on the command line (`admin NAME`)
         await admin.connect(port)
-        await admin.login("admin")  # the first account is the game's admin
+        await admin.login("admin", create=False)
         await player.connect(port)
         await player.login("player")
         await admin.expect("player has entered the hall")

@@ -56,7 +56,7 @@ def test_wrong_password_and_taken_name_get_clear_messages(game: GameRunner) -> N
         second.send("create carol another1")
         await second.expect("already taken")
         second.send("connect carol wrongpass")
-        await second.expect("Wrong password")
+        await second.expect("Wrong name or password")
         second.send("connect carol secret1")
         await second.expect("Hearth Hall")
         first.close()

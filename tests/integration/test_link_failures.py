@@ -137,7 +137,9 @@ def test_the_standby_dying_mid_handover_fails_the_reload_and_loses_nothing(
         client.send("ping during-2")
         hold.unlink()  # the old server stops now; no standby is left to take over
         code, out = await finish(proc)
-        assert code == 1 and "the standby server went away" in out, out
+        # the kill may reach the portal before or after the supervisor's Handover frame
+        assert code == 1, out
+        assert "the standby server went away" in out or "is not connected" in out, out
         await client.expect("^pong during-2$", 30)
         client.send("ping after")
         await client.expect("^pong after$", 30)

@@ -346,7 +346,8 @@ def test_admin_reload_in_game_and_a_player_who_connects_during_a_gap(
     async def scenario() -> None:
         admin, player = MudClient("admin"), MudClient("player")
         await admin.connect(extra_game.port)
-        await admin.login("admin")  # the first account is the game's admin
+        extra_game.make_admin("admin")  # named on the command line, not the first account
+        await admin.login("admin", create=False)
         await player.connect(extra_game.port)
         await player.login("player")
         player.send("reload")

@@ -24,14 +24,51 @@ def test_create_and_authenticate_with_clear_errors(tmp_path: Path) -> None:
         store = AccountStore(open_database(tmp_path / "game.db"), cost=LOW)
         alice = await store.create("alice", "secret1")
         assert (await store.authenticate("ALICE", "secret1")).uid == alice.uid
-        with pytest.raises(AccountError, match="Wrong password"):
-            await store.authenticate("alice", "nope")
         with pytest.raises(AccountError, match="already taken"):
             await store.create("Alice", "other1")
-        with pytest.raises(AccountError, match="No account"):
-            await store.authenticate("bob", "secret1")
         with pytest.raises(AccountError, match="Names are"):
             await store.create("1bad", "secret1")
+        store.close()
+
+    asyncio.run(scenario())
+
+
+def test_unknown_name_and_wrong_password_get_one_answer_after_equal_work(
+        tmp_path: Path) -> None:
+    """Neither the message nor the work (one hash each) tells whether a name exists."""
+    async def scenario() -> None:
+        store = AccountStore(open_database(tmp_path / "game.db"), cost=LOW)
+        await store.create("alice", "secret1")
+        hashed: list[ScryptCost] = []
+
+        async def counting(password: str, salt: bytes, cost: ScryptCost) -> bytes:
+            hashed.append(cost)
+            return await store.hash(password, salt, cost)
+
+        answers = []
+        for name in ("alice", "nosuchname", "1-invalid"):
+            with pytest.raises(AccountError) as caught:
+                await store.authenticate(name, "wrongpass", counting)
+            answers.append((str(caught.value), caught.value.problem))
+        assert answers == [("Wrong name or password.", "wrong")] * 3
+        assert hashed == [LOW] * 3
+        store.close()
+
+    asyncio.run(scenario())
+
+
+def test_admins_are_named_not_first(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = AccountStore(open_database(tmp_path / "game.db"), cost=LOW)
+        first = await store.create("first", "secret1")
+        boss = await store.create("boss", "secret1", admin=True)
+        assert not store.is_admin(first.uid) and store.is_admin(boss.uid)
+        store.set_admin("first")
+        assert store.is_admin(first.uid)
+        store.set_admin("boss", False)
+        assert not store.is_admin(boss.uid)
+        with pytest.raises(AccountError, match="no account"):
+            store.set_admin("nobody")
         store.close()
 
     asyncio.run(scenario())
@@ -61,9 +98,16 @@ def test_a_database_from_before_costs_were_stored_is_migrated(tmp_path: Path) ->
                    "created REAL NOT NULL)")
     legacy.commit()
     legacy.close()
+    legacy = sqlite3.connect(path)
+    legacy.execute("INSERT INTO accounts (name, hash, salt, created) VALUES "
+                   "('old', x'00', x'00', 0), ('other', x'00', x'00', 0)")
+    legacy.commit()
+    legacy.close()
     db = open_database(path)
     columns = {row[1] for row in db.execute("PRAGMA table_info(accounts)")}
-    assert "cost" in columns
+    assert {"cost", "admin"} <= columns
+    # before admins were named, the first account was the admin: it stays one
+    assert db.execute("SELECT name FROM accounts WHERE admin = 1").fetchall() == [("old",)]
 
 
 def test_cost_text_round_trips() -> None:

@@ -1,0 +1,72 @@
+"""`run.py admin NAME`: make an account one of the game's admins, creating it if needed.
+
+The CLI runs this as `python -m server.admin GAME_DIR NAME [--revoke]`, so that only the
+server package opens the game's database. It works whether the game is running or not
+(SQLite in WAL mode), and a running server reads the admin flag at every admin command,
+so a change applies at once. A new account's password is asked twice on the terminal,
+unseen, or read from the first line of standard input when that is not a terminal
+(scripts, containers: `printf '%s\\n' "$PW" | run.py admin alice`).
+
+Exit codes as the CLI's: 0 done, 1 failed (with a one-line reason), 2 usage or settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from pathlib import Path
+
+from ipc.settings import SettingsError, load_settings, make_private_dirs, runtime_paths
+from server.accounts import AccountError, AccountStore, ScryptCost
+from server.store import open_database
+
+
+def read_password() -> str:
+    """The new account's password: twice on a terminal, else stdin's first line."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Password for the new account: ")
+    if getpass.getpass("Type it again: ") != first:
+        raise AccountError("the two passwords differ; nothing was changed", "wrong")
+    return first
+
+
+def grant(store: AccountStore, name: str, revoke: bool) -> str:
+    """Make `name` an admin (creating the account) or, with `revoke`, not; what was done."""
+    existing = store.find(name)
+    if revoke or existing is not None:
+        account = store.set_admin(name, not revoke)
+        return f"{account.name} is {'no longer' if revoke else 'now'} an admin."
+    store.check_new(name)  # a bad name is refused before a password is asked for
+    account = asyncio.run(store.create(name, read_password(), admin=True))
+    return f"Created the account {account.name}; it is an admin."
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m server.admin")
+    parser.add_argument("game_dir", type=Path)
+    parser.add_argument("name")
+    parser.add_argument("--revoke", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.game_dir)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    paths = runtime_paths(args.game_dir)
+    make_private_dirs(paths)
+    store = AccountStore(open_database(paths.database), cost=ScryptCost(n=settings.server.scrypt_n))
+    try:
+        print(grant(store, args.name, args.revoke))
+    except AccountError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
