@@ -43,6 +43,13 @@ class PortalSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     # self-signed pair is made in the runtime keys folder on first start and reused.
     tls_cert: str = ""
     tls_key: str = ""
+    ssh_port: int | None = None  # None: SSH is off; 0: any free port
+    # The SSH host key (OpenSSH private key file, relative to the game directory). Empty:
+    # an ed25519 key is made in the runtime keys folder on first start and reused.
+    ssh_host_key: str = ""
+    # How long an SSH login waits for the game server's answer (it waits through a reload
+    # or a restart); past it the client is told and disconnected.
+    ssh_auth_timeout: float = 30.0
     max_line: int = 4096
     listen_backlog: int = 4096  # connections the kernel queues for us in a burst
     # A player whose client stops reading is disconnected once this much output waits.
@@ -105,7 +112,7 @@ class PortalSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             except ValueError:
                 raise ValueError(f"`unlimited_addresses`: {network!r} is not an address "
                                  "or network") from None
-        for key in ("telnet_port", "telnet_ssl_port", "web_port"):
+        for key in ("telnet_port", "telnet_ssl_port", "ssh_port", "web_port"):
             port = getattr(self, key)
             if port is not None and not 0 <= port <= 65535:
                 raise ValueError(f"`{key}` must be a port number (0-65535), not {port}")
@@ -113,6 +120,8 @@ class PortalSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             raise ValueError("set both `tls_cert` and `tls_key`, or neither")
         if self.max_line < 1:
             raise ValueError(f"`max_line` must be at least 1, not {self.max_line}")
+        if self.ssh_auth_timeout <= 0:
+            raise ValueError(f"`ssh_auth_timeout` must be positive, not {self.ssh_auth_timeout}")
         if self.input_buffer_per_session < 1 or self.input_buffer_total < 1:
             raise ValueError("input buffer limits must be at least 1")
         for proxy in self.web_trusted_proxies:

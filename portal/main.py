@@ -9,6 +9,8 @@ import socket
 import time
 from typing import Any
 
+import asyncssh
+
 from ipc.child import ChildEnv, ChildProcess, run_child
 from ipc.connection import FrameConnection, check_hello, connect_unix
 from ipc.frames import (
@@ -28,6 +30,7 @@ from ipc.frames import (
     Shutdown,
 )
 from ipc.settings import Settings, runtime_paths
+from portal import ssh
 from portal.sessions import MSG_DOWN, PortalSessionHandler
 from portal.telnet_session import TelnetSession
 from portal.tls import certificate_paths, server_context
@@ -49,7 +52,7 @@ class PortalProcess(ChildProcess):
             settings.portal, env.secret, self.on_request, self.on_handover
         )
         self.ports: dict[str, int] = {}
-        self.listeners: list[asyncio.AbstractServer] = []
+        self.listeners: list[asyncio.AbstractServer | asyncssh.SSHAcceptor] = []
         self.web: WebServer | None = None
 
     async def main(self) -> int:
@@ -109,6 +112,8 @@ class PortalProcess(ChildProcess):
         await self.serve("telnet", portal.telnet_port, factory)
         if portal.telnet_ssl_port is not None:
             await self.listen_telnet_ssl(portal.telnet_ssl_port)
+        if portal.ssh_port is not None:
+            await self.listen_ssh(portal.ssh_port)
 
     async def listen_telnet_ssl(self, port: int) -> None:
         portal = self.settings.portal
@@ -120,6 +125,15 @@ class PortalProcess(ChildProcess):
             return TelnetSession(self.handler, "telnet/ssl", self.mssp, portal.negotiation_timeout)
 
         await self.serve("telnet/ssl", port, factory, ssl=context, ssl_handshake_timeout=10.0)
+
+    async def listen_ssh(self, port: int) -> None:
+        portal = self.settings.portal
+        key = ssh.host_key(self.env.game_dir, runtime_paths(self.env.game_dir).keys,
+                           portal.ssh_host_key)
+        acceptor = await ssh.listen(self.handler, portal, key,
+                                    self.listening_socket("ssh", port))
+        self.listeners.append(acceptor)
+        self.ports["ssh"] = acceptor.get_port()
 
     async def listen_web(self) -> None:
         """The web client: page, websocket and ajax on one port (off without `web_port`)."""

@@ -17,6 +17,8 @@ SMOKE = {
     "ipc": ["--frames", "2000", "--unbatched-frames", "500"],
     "latency": ["--clients", "1,3", "--duration", "0.3", "--warmup", "0.1", "--storm", "3"],
     "capacity": ["--sessions", "20"],
+    "ssh": ["--sessions", "10", "--logins", "3", "--clients", "3", "--duration", "0.3",
+            "--warmup", "0.1"],
     "web": ["--sessions", "10", "--clients", "3", "--duration", "0.3", "--warmup", "0.1"],
     "startup": ["--repeats", "1", "--no-cached"],
     "hostile": ["--duration", "0.5", "--patterns", "toggles,newlines,gmcp_poison,conn_flood"],
