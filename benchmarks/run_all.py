@@ -18,6 +18,8 @@ SUITE = [
     ("startup", []),
     ("latency", []),
     ("capacity", []),
+    ("ssh", []),
+    ("web", []),
     ("reload", ["--clients", "100"]),
     ("reload", ["--clients", "1000"]),
     ("hostile", []),

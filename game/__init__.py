@@ -4,4 +4,4 @@ Edit these files while the game runs and type `python run.py reload` (or `reload
 game, as the admin): players stay connected and the new code takes over.
 """
 
-from . import commands, hooks, login, oob, options  # noqa: F401  (importing registers them)
+from . import commands, hooks, keys, login, oob, options  # noqa: F401  (importing registers them)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from server.api import Context, command
+from server.api import Context, Game, command
+from server.session import ServerSession
 
 CONNECTION_SCREEN = """\
 |b==============================================================|n
@@ -31,9 +32,13 @@ def look(ctx: Context) -> None:
     if not ctx.session.logged_in:
         ctx.session.msg(connection_screen(ctx.game.name))
         return
-    here = sorted(s.uname or "?" for s in ctx.game.logged_in() if s is not ctx.session)
+    ctx.session.msg(describe_room(ctx.game, ctx.session))
+
+
+def describe_room(game: Game, session: ServerSession) -> str:
+    here = sorted(s.uname or "?" for s in game.logged_in() if s is not session)
     others = ", ".join(here) if here else "nobody else"
-    ctx.session.msg(f"|c{ROOM}|n\n{ROOM_DESC}\nHere: {others}.")
+    return f"|c{ROOM}|n\n{ROOM_DESC}\nHere: {others}."
 
 
 @command("say", aliases=["'", '"'], help="say TEXT - say something to everyone in the hall.")

@@ -14,8 +14,6 @@ from collections.abc import Callable
 from server.accounts import MIN_PASSWORD
 from server.api import Account, AccountError, Context, command, reply
 
-from .commands import look
-
 
 @command("create", logged_in=False,
          help="create NAME [PASSWORD] - make a new account (without PASSWORD you are asked "
@@ -106,11 +104,8 @@ async def _create(ctx: Context, name: str, password: str) -> None:
 
 
 async def _enter(ctx: Context, account: Account) -> None:
-    """Log in (AccountError if the account is playing elsewhere and that is refused)."""
+    """Log in (AccountError if the account is playing elsewhere and that is refused); the
+    `at_session_login` hook (game/hooks.py) greets the room and looks, for every way in."""
     if ctx.session.logged_in:
         return
     await ctx.game.login(ctx.session, account.uid, account.name)
-    for other in ctx.game.logged_in():
-        if other is not ctx.session:
-            other.msg(f"{account.name} has entered the hall.")
-    look(ctx)

@@ -169,6 +169,27 @@ class StopServer(Frame, frozen=True):
     mode: Mode
 
 
+AuthMethod = Literal["query", "password", "publickey"]
+
+
+class AuthRequest(Frame, frozen=True):
+    """May this SSH user in? The portal has no database: the server answers (AuthResult).
+
+    `query` asks whether `username` names an account (then it must authenticate);
+    `password` and `publickey` check a secret. `public_key` is one OpenSSH line
+    ("ssh-ed25519 AAAA..."); `failures` counts the connection's failed attempts so far.
+    A request the server did not answer before it went away is sent to the next one.
+    """
+
+    request_id: int
+    method: AuthMethod
+    username: str
+    password: str = ""
+    public_key: str = ""
+    address: str = ""
+    failures: int = 0
+
+
 # ---------------------------------------------------------------- game link: server -> portal
 
 
@@ -220,6 +241,18 @@ class ServerStopped(Frame, frozen=True):
     mode: Mode
 
 
+class AuthResult(Frame, frozen=True):
+    """The answer to AuthRequest `request_id`. For `query`, `ok` means "an account: it must
+    authenticate"; otherwise `ok` means the secret was right. `uname` is the account's own
+    spelling of the name."""
+
+    request_id: int
+    ok: bool
+    uid: int = 0
+    uname: str = ""
+    message: str = ""
+
+
 class AdminRequest(Frame, frozen=True):
     """An admin in the game asked for "reload", "reset", "reboot" or "shutdown"."""
 
@@ -238,6 +271,7 @@ GameFrame = (
     | PSync
     | DataIn
     | StopServer
+    | AuthRequest
     | SyncDone
     | SLogin
     | SSync
@@ -246,6 +280,7 @@ GameFrame = (
     | DataOut
     | Ack
     | ServerStopped
+    | AuthResult
     | AdminRequest
 )
 

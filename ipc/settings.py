@@ -43,6 +43,13 @@ class PortalSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     # self-signed pair is made in the runtime keys folder on first start and reused.
     tls_cert: str = ""
     tls_key: str = ""
+    ssh_port: int | None = None  # None: SSH is off; 0: any free port
+    # The SSH host key (OpenSSH private key file, relative to the game directory). Empty:
+    # an ed25519 key is made in the runtime keys folder on first start and reused.
+    ssh_host_key: str = ""
+    # How long an SSH login waits for the game server's answer (it waits through a reload
+    # or a restart); past it the client is told and disconnected.
+    ssh_auth_timeout: float = 30.0
     max_line: int = 4096
     listen_backlog: int = 4096  # connections the kernel queues for us in a burst
     # A player whose client stops reading is disconnected once this much output waits.
@@ -77,6 +84,18 @@ class PortalSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     unlimited_addresses: list[str] = msgspec.field(
         default_factory=lambda: ["127.0.0.0/8", "::1/128"])
 
+    # The web client (page, websocket and ajax) port; None: off, 0: any free port.
+    web_port: int | None = None
+    web_tls: bool = False  # serve the web port over TLS with the telnet/ssl certificate
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For header is believed.
+    web_trusted_proxies: list[str] = msgspec.field(default_factory=list)
+    # A web session whose browser went away (refresh, network drop) waits this long for
+    # the same page (csessid) to come back before it is ended.
+    web_linger: float = 60.0
+    # Seconds of silence before a websocket is pinged; twice this and it is dropped.
+    # An ajax poll is answered with a keepalive after this long.
+    web_keepalive: float = 25.0
+
     def __post_init__(self) -> None:
         for key in ("read_max_bytes", "read_max_steps"):
             if getattr(self, key) < 1:
@@ -93,7 +112,7 @@ class PortalSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             except ValueError:
                 raise ValueError(f"`unlimited_addresses`: {network!r} is not an address "
                                  "or network") from None
-        for key in ("telnet_port", "telnet_ssl_port"):
+        for key in ("telnet_port", "telnet_ssl_port", "ssh_port", "web_port"):
             port = getattr(self, key)
             if port is not None and not 0 <= port <= 65535:
                 raise ValueError(f"`{key}` must be a port number (0-65535), not {port}")
@@ -101,8 +120,19 @@ class PortalSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             raise ValueError("set both `tls_cert` and `tls_key`, or neither")
         if self.max_line < 1:
             raise ValueError(f"`max_line` must be at least 1, not {self.max_line}")
+        if self.ssh_auth_timeout <= 0:
+            raise ValueError(f"`ssh_auth_timeout` must be positive, not {self.ssh_auth_timeout}")
         if self.input_buffer_per_session < 1 or self.input_buffer_total < 1:
             raise ValueError("input buffer limits must be at least 1")
+        for proxy in self.web_trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"`web_trusted_proxies`: {proxy!r} is not an address "
+                                 "or network") from None
+        for key in ("web_linger", "web_keepalive"):
+            if getattr(self, key) <= 0:
+                raise ValueError(f"`{key}` must be positive")
 
 
 class LoginSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

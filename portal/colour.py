@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-__all__ = ["render", "strip"]
+__all__ = ["TOKEN", "cube_index", "grey_index", "render", "strip"]
 
 RESET: Final = "\x1b[0m"
 
@@ -221,3 +221,10 @@ def strip(text: str) -> str:
     if "|" not in text:
         return text
     return _TOKEN.sub(_REPLACERS[_STRIP], text)
+
+
+# For other renderers of the same markup (the web client's HTML): the token regex (group 1
+# is the code after the pipe) and the xterm-256 index of the cube and greyscale codes.
+TOKEN: Final = _TOKEN
+cube_index = _cube_index
+grey_index = _grey_index

@@ -9,6 +9,8 @@ import socket
 import time
 from typing import Any
 
+import asyncssh
+
 from ipc.child import ChildEnv, ChildProcess, run_child
 from ipc.connection import FrameConnection, check_hello, connect_unix
 from ipc.frames import (
@@ -29,6 +31,7 @@ from ipc.frames import (
     Shutdown,
 )
 from ipc.settings import Settings, runtime_paths
+from portal import ssh
 from portal.handover_frames import (
     Bound,
     LetGo,
@@ -45,6 +48,7 @@ from portal.link import LinkState
 from portal.sessions import MSG_DOWN, PortalSessionHandler
 from portal.telnet_session import TelnetSession
 from portal.tls import certificate_paths, server_context
+from portal.web.server import WebServer
 
 log = logging.getLogger("portal")
 
@@ -68,7 +72,8 @@ class PortalProcess(ChildProcess):
             settings.portal, env.secret, self.on_request, self.on_handover
         )
         self.ports: dict[str, int] = {}
-        self.listeners: list[asyncio.AbstractServer] = []  # the players' ports
+        self.listeners: list[asyncio.AbstractServer | asyncssh.SSHAcceptor] = []  # players' ports
+        self.web: WebServer | None = None
         self.ipc_listener: asyncio.AbstractServer | None = None
         self.connections: set[TelnetSession] = set()  # every open telnet connection
         self.moving = False
@@ -84,6 +89,7 @@ class PortalProcess(ChildProcess):
             return await self.take_over(env.takeover)
         await self.listen_ipc()
         await self.listen_telnet()
+        await self.listen_web()
         self.control.send(Ready(info={"ports": self.ports, "run_id": self.handler.run_id}))
         log.info("portal ready: %s", self.ports)
         return await self.done
@@ -128,6 +134,8 @@ class PortalProcess(ChildProcess):
         await self.serve("telnet", portal.telnet_port, lambda: self.telnet_session("telnet"))
         if portal.telnet_ssl_port is not None:
             await self.listen_telnet_ssl(portal.telnet_ssl_port)
+        if portal.ssh_port is not None:
+            await self.listen_ssh(portal.ssh_port)
 
     async def listen_telnet_ssl(self, port: int) -> None:
         portal = self.settings.portal
@@ -148,6 +156,30 @@ class PortalProcess(ChildProcess):
     def forget_closed(self) -> None:
         self.connections = {s for s in self.connections
                             if s.gone is None or not s.gone.done()}
+
+    async def listen_ssh(self, port: int) -> None:
+        portal = self.settings.portal
+        key = ssh.host_key(self.env.game_dir, runtime_paths(self.env.game_dir).keys,
+                           portal.ssh_host_key)
+        acceptor = await ssh.listen(self.handler, portal, key,
+                                    self.listening_socket("ssh", port))
+        self.listeners.append(acceptor)
+        self.ports["ssh"] = acceptor.get_port()
+
+    async def listen_web(self) -> None:
+        """The web client: page, websocket and ajax on one port (off without `web_port`)."""
+        portal = self.settings.portal
+        if portal.web_port is None:
+            return
+        tls: dict[str, Any] = {}
+        if portal.web_tls:
+            cert, key = certificate_paths(self.env.game_dir,
+                                          runtime_paths(self.env.game_dir).keys,
+                                          portal.tls_cert, portal.tls_key, portal.interface)
+            tls = {"ssl": server_context(cert, key), "ssl_handshake_timeout": 10.0}
+        if self.web is None:  # a portal that resumes after a failed move keeps its pages
+            self.web = WebServer.create(self.handler, portal, self.settings.game.name)
+        await self.serve("web", portal.web_port, self.web.connection, **tls)
 
     def mssp(self) -> dict[str, str]:
         return {
@@ -369,6 +401,7 @@ class PortalProcess(ChildProcess):
             await self.listen_ipc()
         if not self.listeners:
             await self.listen_telnet()
+            await self.listen_web()
 
     # ------------------------------------------------------------ hand-over: new portal
 
@@ -403,6 +436,7 @@ class PortalProcess(ChildProcess):
                 return EXIT_TAKEOVER_FAILED
             await self.listen_ipc()
             await self.listen_telnet()
+            await self.listen_web()
             await asyncio.to_thread(send_move, channel, Bound(ok=True))
         for session in self.connections:
             session.go_live()

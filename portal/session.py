@@ -153,6 +153,10 @@ class PortalSession:
     def resume_input(self) -> None:
         """Read from the client again."""
 
+    def input_answered(self) -> None:
+        """One input of this session was answered: the server acknowledged it, after all
+        the output it caused (which has been given to `send_output` already)."""
+
     def throttle_input(self, paused: bool) -> None:
         """The guard holds input over the command rate: stop (True) or go on (False)
         reading, independently of `pause_input`. A protocol that cannot pause leaves this

@@ -16,6 +16,7 @@ from typing import Any
 
 from ipc.connection import FrameConnection
 from ipc.frames import (
+    AuthResult,
     CommandCount,
     DataOut,
     Frame,
@@ -48,6 +49,7 @@ from portal.link import (
     Tell,
 )
 from portal.session import PortalSession
+from portal.ssh_auth import AuthRequests
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,8 @@ class PortalSessionHandler:
         self._drained = asyncio.Event()  # set while frozen with nothing in flight
         self._on_request = on_request
         self._on_handover = on_handover
+        self.auth = AuthRequests()  # SSH logins waiting for the attached server's answer
+        self._auth_conn: int | None = None  # the server `auth` sends to
         self.guard = PortalGuard(settings, self.data_in, lambda: list(self.sessions.values()))
 
     @property
@@ -104,6 +108,22 @@ class PortalSessionHandler:
                 self._carry_out(effect)
             except Exception:
                 log.exception("portal: carrying out %r failed", effect)
+        self._follow_attached()
+
+    def _follow_attached(self) -> None:
+        """SSH logins go to the attached server only; while none is attached they wait,
+        and what a server that went away did not answer is sent to the next one."""
+        server = self.link.server
+        attached = (server.conn if server is not None and self.link.state is LinkState.ATTACHED
+                    else None)
+        if attached == self._auth_conn:
+            return
+        self._auth_conn = attached
+        conn = self._conns.get(attached) if attached is not None else None
+        if conn is None:
+            self.auth.detach()
+        else:
+            self.auth.attach(conn.send)
 
     def _carry_out(self, effect: Effect) -> None:
         match effect:
@@ -157,6 +177,7 @@ class PortalSessionHandler:
         if session is not None:
             session.cmd_total += 1
             session.cmd_last = session.cmd_last_visible = when
+            session.input_answered()
 
     def _close_conn(self, conn_id: int, reason: str, refuse: bool, abort: bool) -> None:
         conn = self._conns.get(conn_id)
@@ -275,6 +296,9 @@ class PortalSessionHandler:
             self._apply(self.link.server_writable(conn.state["link_id"], writable))
 
     def server_frame(self, conn: FrameConnection, frame: Frame) -> None:
+        if isinstance(frame, AuthResult):  # SSH logins are not the link's business
+            self.auth.receive_result(frame)
+            return
         self._apply(self.link.receive_frame(conn.state["link_id"], frame))
         if self.link.frozen and not self.link.inflight:
             self._drained.set()

@@ -80,7 +80,7 @@ def make_self_signed(cert_path: Path, key_path: Path, names: list[str]) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    _write_private(key_path, key_pem)
+    write_private(key_path, key_pem)
     cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
 
 
@@ -95,7 +95,7 @@ def server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
     return context
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     """Write a file that is never readable by anyone but the owner, even for a moment."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.unlink(missing_ok=True)

@@ -26,6 +26,7 @@ from ipc.child import ChildEnv, ChildProcess, run_child
 from ipc.connection import FrameConnection, connect_unix
 from ipc.frames import (
     AdminRequest,
+    AuthRequest,
     ControlFrame,
     DataIn,
     GameFrame,
@@ -47,8 +48,10 @@ from ipc.frames import (
 )
 from ipc.marker import FileMarker, marker_path
 from ipc.settings import ServerSettings, Settings
+from server import auth
 from server.accounts import AccountError, AccountStore, ScryptCost
 from server.api import Command, registry
+from server.keys import PublicKeyStore
 from server.loader import load_game
 from server.logins import Logins
 from server.session import ServerSession
@@ -73,13 +76,14 @@ class ServerGame:
     """The running server as the game sees it (`server.api.Game`)."""
 
     def __init__(self, name: str, accounts: AccountStore, store: KeyValueStore,
-                 handler: ServerSessionHandler, request: Any,
+                 handler: ServerSessionHandler, request: Any, keys: PublicKeyStore,
                  settings: ServerSettings | None = None) -> None:
         self._name = name
         self._accounts = accounts
         self._settings = settings or ServerSettings()
         self._logins = Logins(accounts, self._settings.logins, self._settings.login_workers)
         self._store = store
+        self._keys = keys
         self._handler = handler
         self._request = request
 
@@ -98,6 +102,10 @@ class ServerGame:
     @property
     def store(self) -> KeyValueStore:
         return self._store
+
+    @property
+    def keys(self) -> PublicKeyStore:
+        return self._keys
 
     def sessions(self) -> Iterable[ServerSession]:
         return list(self._handler.sessions.values())
@@ -182,7 +190,7 @@ class ServerProcess(ChildProcess):
         server = self.settings.server
         accounts = AccountStore(db, server.login_workers, ScryptCost(n=server.scrypt_n))
         game = ServerGame(self.settings.game.name, accounts, KeyValueStore(db),
-                          self.handler, self.request, server)
+                          self.handler, self.request, PublicKeyStore(db), server)
         self.handler.game = game
         self.handler.run_hooks_strict("at_server_start")
 
@@ -220,6 +228,8 @@ class ServerProcess(ChildProcess):
                 handler.portal_disconnect(sessid)
             case PSync():
                 self.attach(frame)
+            case AuthRequest():
+                self.spawn(self.answer_auth(frame))
             case StopServer(mode=mode):
                 self.spawn(self.stop(mode))
             case Welcome():
@@ -245,6 +255,18 @@ class ServerProcess(ChildProcess):
         self.attached_before = True
         self._send(SyncDone())
         self.report_ready({"attached": True, "sessions": len(sessions)})
+
+    async def answer_auth(self, request: AuthRequest) -> None:
+        """An SSH login question from the portal (it resends it if we die first)."""
+        game = self.handler.game
+        assert game is not None and isinstance(game, ServerGame)
+        try:
+            result = await auth.answer(request, game.accounts, game.keys, game.logins)
+        except Exception:
+            log.exception("ssh login %s of %r failed", request.method, request.username)
+            return  # unanswered: the portal's bounded wait tells the player
+        self._send(result)
+        self._flush()
 
     def report_ready(self, info: dict[str, Any]) -> None:
         if self.control is not None:

@@ -96,9 +96,13 @@ class ServerSessionHandler:
         return list(self.sessions.values())
 
     def connect(self, data: SessionData) -> ServerSession:
+        """A new session. One the portal authenticated (SSH) arrives logged in: the game
+        runs its login hook at once, and never shows it the connection screen."""
         session = self._new_session(data)
         session.load_sync_data(data)
         self.run_hooks("at_session_connect", session)
+        if session.logged_in:
+            self.run_hooks("at_session_login", session)
         return session
 
     def portal_disconnect(self, sessid: int) -> None:

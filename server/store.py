@@ -18,6 +18,16 @@ CREATE TABLE IF NOT EXISTS accounts (
     created REAL NOT NULL,
     admin INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS ssh_keys (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    uid INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    blob BLOB NOT NULL,
+    algorithm TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    comment TEXT NOT NULL DEFAULT '',
+    added REAL NOT NULL,
+    UNIQUE (uid, blob)
+);
 CREATE TABLE IF NOT EXISTS kv (
     key TEXT PRIMARY KEY,
     value BLOB NOT NULL

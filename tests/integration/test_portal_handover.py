@@ -403,3 +403,59 @@ def test_a_portal_over_its_health_limit_is_replaced_live(
     assert game.pid_of("server") != server  # (the reload above replaced it, on purpose)
     history = game.status()["portal"]["history"]
     assert any(entry.get("kind") == "health" for entry in history), history
+
+
+# ---------------------------------------------------------------- web and SSH
+
+
+def test_web_and_ssh_players_are_told_and_both_ports_serve_after(
+        game_factory: type[GameRunner]) -> None:
+    """Websocket and SSH state cannot move: those players get the reconnect line, and the
+    new portal serves both ports (the web page's own client reconnects by itself)."""
+    import asyncssh
+    from websockets.asyncio.client import connect
+
+    game = game_factory({"portal": {"web_port": 0, "ssh_port": 0}})
+    game.start()
+    ports = game.status()["ports"]
+    old_portal, server = game.pid_of("portal"), game.pid_of("server")
+    ssh_options = {"host": "127.0.0.1", "port": int(ports["ssh"]), "known_hosts": None,
+                   "agent_path": None, "client_keys": None}
+
+    async def ws_until(ws: Any, needle: str) -> str:
+        seen = ""
+        async with asyncio.timeout(TIMEOUT):
+            while needle not in seen:
+                seen += str(await ws.recv())
+        return seen
+
+    async def scenario() -> None:
+        url = f"ws://127.0.0.1:{ports['web']}/ws?page1&c1&testbrowser"
+        ws = await connect(url, subprotocols=["v1.evennia.com"],  # type: ignore[list-item]
+                           open_timeout=TIMEOUT)
+        await ws_until(ws, "create")
+        async with asyncssh.connect(username="visitor", **ssh_options) as conn:
+            proc = await conn.create_process(term_type="xterm", term_size=(80, 24))
+            await asyncio.wait_for(proc.stdout.readuntil("create <username>"), TIMEOUT)
+            code, output = await asyncio.to_thread(reload_portal, game)
+            assert code == 0, output
+            said = await asyncio.wait_for(proc.stdout.read(), TIMEOUT)
+            assert RECONNECT in said, said[-300:]
+        told = ""
+        with pytest.raises(Exception):  # noqa: B017 (the portal closes the websocket)
+            async with asyncio.timeout(TIMEOUT):
+                while True:
+                    told += str(await ws.recv())
+        assert "connection_close" in told or RECONNECT in told, told[-300:]
+        # both ports are served by the new portal
+        ws = await connect(url.replace("page1", "page2"),
+                           subprotocols=["v1.evennia.com"],  # type: ignore[list-item]
+                           open_timeout=TIMEOUT)
+        await ws_until(ws, "create")
+        await ws.close()
+        async with asyncssh.connect(username="visitor", **ssh_options) as conn:
+            proc = await conn.create_process(term_type="xterm", term_size=(80, 24))
+            await asyncio.wait_for(proc.stdout.readuntil("create <username>"), TIMEOUT)
+
+    asyncio.run(scenario())
+    swapped(game, old_portal, server)

@@ -1,0 +1,5 @@
+"""The web client: Hearth's page, Evennia's websocket and ajax transports, on one port.
+
+`http` (h11) and `ajax` and `wire` and `html` are sans-I/O; `sessions` holds the web
+sessions and their takeover rule; `server` is the asyncio shell; `static` the page.
+"""

@@ -1,0 +1,512 @@
+"""The web port's thin asyncio shell: one `WebConnection` per TCP connection.
+
+Bytes go to `HttpConnection` (h11); a request is routed: `GET /` and `/static/*` serve
+the page, `POST /webclientdata` is Evennia's ajax transport, and a websocket upgrade on
+`/ws` is accepted with the `websockets` library's sans-I/O `ServerProtocol` (its
+`accept()` checks the handshake and picks the subprotocol; a second instance, created
+OPEN, then frames the messages). No compression extension is offered: it would cost a
+zlib context (hundreds of KB) per idle session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final, cast
+
+from websockets.datastructures import Headers
+from websockets.frames import Close, CloseCode, Frame, Opcode
+from websockets.http11 import Request as WsRequest
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
+
+from ipc.settings import PortalSettings
+from portal.sessions import PortalSessionHandler
+from portal.web.ajax import AjaxRequest, parse_form
+from portal.web.http import BadRequest, HttpConnection, PeerClosed, Request
+from portal.web.sessions import (
+    AJAX,
+    WEBSOCKET,
+    AjaxSession,
+    Link,
+    WebHub,
+    WebsocketSession,
+    clean_csessid,
+)
+from portal.web.static import StaticFiles
+from portal.web.wire import FORMATS, SUBPROTOCOLS, V1, Message, choose_subprotocol, encode_array
+
+log = logging.getLogger(__name__)
+# websockets logs every open and close at INFO; our own log lines say what matters.
+WS_LOG = logging.getLogger("portal.web.websocket")
+WS_LOG.setLevel(logging.WARNING)
+
+MAX_HEAD: Final = 16384
+MAX_HEADERS: Final = 64
+REQUEST_TIMEOUT: Final = 30.0  # a request must arrive whole within this (slow loris)
+JSON: Final = [("Content-Type", "application/json; charset=utf-8"),
+               ("Cache-Control", "no-store")]
+
+
+def _refusal(text: str) -> bytes:
+    """A whole 503 response for a refused connection (no request has been read yet)."""
+    body = text.encode("utf-8") + b"\n"
+    return (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+
+def forwarded_address(peer: str, header: str | None,
+                      trusted: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
+    """The client's address: `peer`, unless `peer` is a trusted proxy that says otherwise.
+
+    X-Forwarded-For is read from the right (the entry our proxy added) and the first
+    address that is not itself a trusted proxy is the client's; junk is ignored.
+    """
+    if not header or not _in(peer, trusted):
+        return peer
+    for entry in reversed(header.split(",")[-16:]):
+        entry = entry.strip()
+        try:
+            ipaddress.ip_address(entry)
+        except ValueError:
+            return peer
+        if not _in(entry, trusted):
+            return entry
+    return peer
+
+
+def _in(address: str, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
+        ) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+@dataclass
+class WebServer:
+    """What every connection of the web port shares."""
+
+    handler: PortalSessionHandler
+    settings: PortalSettings
+    game_name: str
+    hub: WebHub
+    static: StaticFiles
+    trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+
+    @classmethod
+    def create(cls, handler: PortalSessionHandler, settings: PortalSettings,
+               game_name: str) -> WebServer:
+        hub = WebHub(handler, linger=settings.web_linger, keepalive=settings.web_keepalive,
+                     ping=lambda link: cast(WebConnection, link).ping(),
+                     pause=lambda link, paused, why: cast(WebConnection, link).pause(paused,
+                                                                                   why))
+        trusted = [ipaddress.ip_network(p, strict=False) for p in settings.web_trusted_proxies]
+        return cls(handler, settings, game_name, hub, StaticFiles(game_name), trusted)
+
+    def connection(self) -> WebConnection:
+        return WebConnection(self)
+
+    @property
+    def max_message(self) -> int:
+        """Largest websocket message or ajax body: a whole max_line, JSON-escaped."""
+        return 2 * self.settings.max_line + 1024
+
+
+class WebConnection(asyncio.Protocol):
+    """One TCP connection: HTTP requests, then possibly a websocket carrying a session."""
+
+    def __init__(self, server: WebServer) -> None:
+        self.server = server
+        self.http = HttpConnection(max_head=MAX_HEAD, max_headers=MAX_HEADERS,
+                                   max_body=server.max_message + 1024)
+        self.transport: asyncio.Transport | None = None
+        self.peer = ""
+        self.admitted: str | None = None  # the address admitted for this connection
+        self.ws: ServerProtocol | None = None
+        self.session: WebsocketSession | None = None
+        self.fragments: list[bytes] = []
+        self.fragment_opcode = Opcode.TEXT
+        self.held: tuple[AjaxSession, Any] | None = None  # a poll waiting on this connection
+        self.timer: asyncio.TimerHandle | None = None
+        self.paused: set[str] = set()
+
+    # ------------------------------------------------------------ asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = transport.get_extra_info("peername")
+        self.peer = peer[0] if isinstance(peer, tuple) else str(peer or "")
+        # A trusted proxy is admitted per client it forwards (at upgrade or ajax init).
+        if not _in(self.peer, self.server.trusted) and not self._admit(self.peer):
+            return
+        self._arm_timer()
+
+    def data_received(self, data: bytes) -> None:
+        if self.ws is not None:
+            self.ws.receive_data(data)
+            self._websocket_events()
+            return
+        self.http.receive_data(data)
+        self._http_events()
+
+    def eof_received(self) -> bool | None:
+        if self.ws is not None:
+            self.ws.receive_eof()
+            self._websocket_events()
+        else:
+            self.http.receive_data(b"")
+            self._http_events()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.held is not None:
+            session, answer = self.held
+            self.held = None
+            session.poll_lost(answer)
+        if self.session is not None:
+            self.session.detach(cast(Link, self))
+        if self.admitted is not None:
+            self.server.handler.release(self.admitted)
+            self.admitted = None
+
+    def pause_writing(self) -> None:
+        self.pause(True, "output")
+
+    def resume_writing(self) -> None:
+        self.pause(False, "output")
+
+    # ------------------------------------------------------------ helpers
+
+    def _admit(self, address: str) -> bool:
+        refusal = self.server.handler.admit(address)
+        if refusal is not None:
+            assert self.transport is not None
+            self.transport.write(_refusal(refusal))
+            self.transport.close()
+            return False
+        self.admitted = address
+        return True
+
+    def _arm_timer(self) -> None:
+        if self.timer is None:
+            self.timer = asyncio.get_running_loop().call_later(REQUEST_TIMEOUT, self._timed_out)
+
+    def _timed_out(self) -> None:
+        self.timer = None
+        if self.ws is None and self.held is None and self.transport is not None:
+            self.transport.close()  # an idle keep-alive connection or a slow request
+
+    def _write(self, data: bytes) -> None:
+        transport = self.transport
+        if not data or transport is None or transport.is_closing():
+            return
+        transport.write(data)
+        if transport.get_write_buffer_size() > self.server.settings.max_output_buffer:
+            log.warning("web connection %s stopped reading; %d bytes wait; dropping it",
+                        self.peer, transport.get_write_buffer_size())
+            transport.abort()
+
+    def pause(self, paused: bool, reason: str = "input") -> None:
+        was = bool(self.paused)
+        if paused:
+            self.paused.add(reason)
+        else:
+            self.paused.discard(reason)
+        transport = self.transport
+        if transport is None or transport.is_closing() or was == bool(self.paused):
+            return
+        if self.paused:
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
+
+    def address(self, request: Request) -> str:
+        return forwarded_address(self.peer, request.headers.get("x-forwarded-for"),
+                                 self.server.trusted)
+
+    # ------------------------------------------------------------ HTTP
+
+    def _http_events(self) -> None:
+        for event in self.http.events_received():
+            match event:
+                case Request():
+                    if self.timer is not None:
+                        self.timer.cancel()
+                        self.timer = None
+                    self._route(event)
+                case BadRequest(status=status, reason=reason):
+                    log.info("web %s: bad request (%d %s)", self.peer, status, reason)
+                case PeerClosed():
+                    if self.held is None and self.transport is not None:
+                        self.transport.close()
+            if self.ws is not None:
+                return  # the rest of the bytes belonged to the websocket
+        self._write(self.http.data_to_send())
+        if self.http.closing and self.transport is not None:
+            self.transport.close()
+        self.pause(self.http.reading_paused, "backlog")
+
+    def _respond(self, status: int, headers: list[tuple[str, str]], body: bytes,
+                 close: bool = False) -> None:
+        self.http.send_response(status, headers, body, close=close)
+        self._write(self.http.data_to_send())
+        if self.http.closing and self.transport is not None:
+            self.transport.close()
+            return
+        self._arm_timer()
+        # a request pipelined behind this one: next turn, so a burst is not one deep stack
+        asyncio.get_running_loop().call_soon(self._http_events)
+
+    def _route(self, request: Request) -> None:
+        if request.path == "/ws":
+            if request.upgrade and request.method == "GET":
+                self._upgrade(request)
+            else:
+                self._respond(426, [("Upgrade", "websocket")], b"websocket only\n")
+            return
+        if request.path == "/webclientdata":
+            if request.method != "POST":
+                self._respond(405, [("Allow", "POST")], b"POST only\n")
+            else:
+                self._ajax(request)
+            return
+        found = self.server.static.get(request.path)
+        if found is None:
+            self._respond(404, [("Content-Type", "text/plain")], b"not found\n")
+        elif request.method not in ("GET", "HEAD"):
+            self._respond(405, [("Allow", "GET")], b"GET only\n")
+        else:
+            self._respond(200, found.headers, found.body)
+
+    # ------------------------------------------------------------ websocket
+
+    def _upgrade(self, request: Request) -> None:
+        handshake = ServerProtocol(subprotocols=[Subprotocol(s) for s in SUBPROTOCOLS],
+                                   select_subprotocol=_select_subprotocol, logger=WS_LOG)
+        response = handshake.accept(WsRequest(request.target, Headers(request.raw_headers)))
+        if response.status_code != 101:
+            self._respond(response.status_code, [("Content-Type", "text/plain")],
+                          bytes(response.body), close=True)
+            return
+        address = self.address(request)
+        if self.admitted is None and not self._admit(address):
+            return
+        protocol = response.headers.get("Sec-WebSocket-Protocol") or V1
+        trailing = self.http.send_switch(list(response.headers.raw_items()))
+        self._write(self.http.data_to_send())
+        self.ws = ServerProtocol(state=State.OPEN, max_size=self.server.max_message,
+                                 logger=WS_LOG)
+        self._open_session(request, address, protocol)
+        if trailing:
+            self.ws.receive_data(trailing)
+            self._websocket_events()
+
+    def _open_session(self, request: Request, address: str, protocol: str) -> None:
+        csessid, cuid, browser = _page_query(request.query)
+        hub = self.server.hub
+        link = cast(Link, self)
+        old = hub.takeover(WEBSOCKET, csessid, cuid)
+        if isinstance(old, WebsocketSession):
+            log.info("session %d (%s): taken over by its page's new connection",
+                     old.sessid, address)
+            self.session = old
+            old.attach(link)
+            return
+        fmt = FORMATS[protocol]
+        session = WebsocketSession(hub, fmt, csessid, cuid)
+        session.init_session(WEBSOCKET, address, self.server.handler)
+        session.protocol_flags.update(_web_flags(f"websocket:{browser}" if browser
+                                                 else "websocket", protocol, fmt.oob))
+        self.session = session
+        session.attach(link)
+        hub.add(session, None)
+        self.server.handler.connect(session)
+
+    def _websocket_events(self) -> None:
+        ws, session = self.ws, self.session
+        assert ws is not None
+        for frame in ws.events_received():
+            if not isinstance(frame, Frame):
+                continue
+            if session is not None:
+                session.heard()
+            if frame.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+                if frame.opcode is not Opcode.CONT:
+                    self.fragment_opcode = frame.opcode
+                self.fragments.append(bytes(frame.data))
+                if frame.fin:
+                    self._message(self.fragment_opcode, b"".join(self.fragments))
+            elif frame.opcode is Opcode.CLOSE:
+                self._closed_by_peer(ws.close_rcvd)
+        self._write(b"".join(ws.data_to_send()))
+        if ws.state is State.CLOSED or ws.close_expected():
+            self._websocket_ended(ws)
+
+    def _message(self, opcode: Opcode, data: bytes) -> None:
+        self.fragments = []
+        session = self.session
+        if session is None or session.link is not self:
+            return  # closing, or the session moved to a newer connection
+        message: Message = data
+        if opcode is Opcode.TEXT:  # websockets has checked it is UTF-8
+            try:
+                message = data.decode("utf-8")
+            except UnicodeDecodeError:
+                return
+        session.receive_message(message)
+
+    def _closed_by_peer(self, close: Close | None) -> None:
+        """A normal close (1000) from the page ends the session; anything else (1001 on a
+        refresh, an error) leaves it for the page's next connection to take over."""
+        session = self.session
+        if session is not None and close is not None and close.code == CloseCode.NORMAL_CLOSURE \
+                and session.link is self:
+            session.end(close.reason or "the page closed the connection")
+
+    def _websocket_ended(self, ws: ServerProtocol) -> None:
+        session = self.session
+        sent = ws.close_sent
+        if session is not None and session.link is self and sent is not None and sent.code in (
+                CloseCode.MESSAGE_TOO_BIG, CloseCode.PROTOCOL_ERROR,
+                CloseCode.INVALID_DATA):
+            log.info("session %d (%s): websocket error %d %s; ending it",
+                     session.sessid, session.address, sent.code, sent.reason)
+            session.end(f"websocket error: {sent.reason}")
+        if self.transport is not None:
+            self.transport.close()
+
+    # Link, for WebsocketSession
+
+    def send_messages(self, messages: list[Message]) -> None:
+        ws = self.ws
+        if ws is None or ws.state is not State.OPEN:
+            return
+        for message in messages:
+            if isinstance(message, str):
+                ws.send_text(message.encode("utf-8"))
+            else:
+                ws.send_binary(message)
+        self._write(b"".join(ws.data_to_send()))
+
+    def close_link(self, code: int, reason: str) -> None:
+        ws = self.ws
+        if ws is not None and ws.state is State.OPEN:
+            ws.send_close(code, reason.encode("utf-8")[:120].decode("utf-8", "ignore"))
+            self._write(b"".join(ws.data_to_send()))
+        if self.transport is not None:
+            self.transport.close()
+
+    def ping(self) -> None:
+        ws = self.ws
+        if ws is not None and ws.state is State.OPEN:
+            ws.send_ping(b"hearth")
+            self._write(b"".join(ws.data_to_send()))
+
+    # ------------------------------------------------------------ ajax
+
+    def _ajax(self, request: Request) -> None:
+        parsed = parse_form(request.body)
+        if isinstance(parsed, str):
+            self._respond(400, JSON, json.dumps({"error": parsed}).encode())
+            return
+        if parsed.mode == "init":
+            self._ajax_init(request, parsed)
+            return
+        session = self.server.hub.find_ajax(clean_csessid(parsed.csessid), parsed.cuid)
+        if session is None or session.ended:
+            gone = encode_array("connection_close", ["This session has ended."], {})
+            self._respond(410, JSON, gone.encode())
+            return
+        session.channel.seen(time.monotonic())
+        match parsed.mode:
+            case "input":
+                session.receive_message(parsed.data)
+                if session.paused:  # answered when the game has caught up
+                    session.held_inputs.append(lambda: self._answer_json('""'))
+                    return
+                self._respond(200, JSON, b'""')
+            case "receive":
+                self.held = (session, self._answer_poll)
+                session.poll(self._answer_poll, parsed.batch)
+            case "keepalive":
+                self._respond(200, JSON, b'""')
+            case _:  # close
+                session.end("the page closed")
+                self._respond(200, JSON, b'""')
+
+    def _ajax_init(self, request: Request, parsed: AjaxRequest) -> None:
+        hub = self.server.hub
+        csessid = clean_csessid(parsed.csessid)
+        host = request.headers.get("host", "")
+        reply = json.dumps({"msg": f"{self.server.game_name} ({host})",
+                            "csessid": parsed.csessid}).encode()
+        old = hub.takeover(AJAX, csessid, parsed.cuid)
+        if isinstance(old, AjaxSession):
+            log.info("session %d (%s): taken over by its page's new load", old.sessid,
+                     old.address)
+            old.take_over(parsed.cuid)
+            self._respond(200, JSON, reply)
+            return
+        address = self.address(request)
+        refusal = self.server.handler.admit(address)
+        if refusal is not None:
+            self._respond(503, JSON, json.dumps({"error": refusal}).encode())
+            return
+        session = AjaxSession(hub, FORMATS[V1], csessid, parsed.cuid)
+        session.init_session(AJAX, address, self.server.handler)
+        session.gone = asyncio.get_running_loop().create_future()
+        browser = f"ajax:{parsed.browser}" if parsed.browser else "ajax"
+        session.protocol_flags.update(_web_flags(browser, "", True))
+        hub.add(session, address)
+        self.server.handler.connect(session)
+        self._respond(200, JSON, reply)
+
+    def _answer_poll(self, body: str) -> None:
+        self.held = None
+        self._answer_json(body)
+
+    def _answer_json(self, body: str) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        self._respond(200, JSON, body.encode("utf-8"))
+
+
+def _select_subprotocol(protocol: ServerProtocol,
+                        offered: Sequence[Subprotocol]) -> Subprotocol | None:
+    """Evennia 6.1's choice; a client offering only names we do not know gets none back
+    (and the v1 format), a client offering none gets v1."""
+    if not offered:
+        return None
+    chosen = choose_subprotocol(list(offered))
+    return Subprotocol(chosen) if chosen in offered else None
+
+
+def _page_query(query: str) -> tuple[str, str, str]:
+    """Evennia's `?csessid&cuid&browser` (plain fields, not key=value), each bounded."""
+    parts = [p[:128] for p in query.split("&", 2)] + ["", "", ""]
+    csessid, cuid, browser = parts[0], parts[1], parts[2]
+    if cuid and not browser:
+        cuid, browser = "", cuid  # Evennia's two-field form: csessid&browser
+    return clean_csessid(csessid), cuid, "".join(c for c in browser if c.isprintable())[:64]
+
+
+def _web_flags(client: str, protocol: str, oob: bool) -> dict[str, Any]:
+    suffix = f" [{protocol}]" if protocol else ""
+    return {"CLIENTNAME": f"Evennia Webclient ({client}){suffix}", "UTF-8": True,
+            "ANSI": True, "XTERM256": True, "TRUECOLOR": True, "OOB": oob,
+            "WEBCLIENT": True}
