@@ -231,8 +231,10 @@ def test_an_async_command_that_raises_is_reported_and_the_next_input_runs(
 def test_a_server_that_stops_reading_keeps_the_portal_bounded_and_then_serves_everyone(
         game_factory: type[GameRunner]) -> None:
     per_session = 200
+    # no command rate: the flood must reach the link at full speed, not 50 lines a second
     game = start_game(game_factory, portal={"input_buffer_per_session": per_session,
-                                            "inflight_window": 64})
+                                            "inflight_window": 64,
+                                            "commands_per_second": 0})
     line = "ping " + "x" * 2000
 
     async def scenario() -> None:

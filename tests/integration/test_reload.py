@@ -73,8 +73,10 @@ def add_extras(game: GameRunner) -> None:
 
 @pytest.fixture
 def extra_game(game_factory: type[GameRunner]) -> GameRunner:
+    # reloads under full-speed load: the portal's command rate would only slow the pingers
     runner = game_factory({"supervisor": {"hang_timeout": 2.0, "crash_loop_limit": 3,
-                                          "backoff_max": 0.5}})
+                                          "backoff_max": 0.5},
+                           "portal": {"commands_per_second": 0}})
     add_extras(runner)
     runner.start()
     return runner
