@@ -242,6 +242,8 @@ class SshSession(asyncssh.SSHServerSession[str], PortalSession):
         self.init_session("ssh", self._peer, self._handler)
         self.protocol_flags = terminal_flags(self._term, chan.get_environment(), *self._size,
                                              client_version=str(version))
+        if self._command is not None:
+            self.protocol_flags["EXEC"] = True  # `ssh host cmd`: one command, then gone
         if self._account is not None:
             self.uid, self.uname = self._account
             self.logged_in = True

@@ -121,6 +121,13 @@ class ServerGame:
         self._request(action, session.sessid if session else 0)
 
     async def login(self, session: ServerSession, uid: int, name: str) -> None:
+        self.apply_multisession(session, uid, name)
+        session.login(uid, name)
+        self._handler.run_hooks("at_session_login", session)
+
+    def apply_multisession(self, session: ServerSession, uid: int, name: str) -> None:
+        """`server.multisession` for `session` logging in as `uid`: AccountError when the
+        account plays elsewhere and that is refused; with takeover, the others are closed."""
         others = [s for s in self.logged_in() if s.uid == uid and s is not session]
         mode = self._settings.multisession
         if others and mode == "refuse":
@@ -129,8 +136,18 @@ class ServerGame:
         if mode == "takeover":
             for other in others:
                 other.disconnect(TAKEN_OVER.format(address=session.address))
-        session.login(uid, name)
-        self._handler.run_hooks("at_session_login", session)
+
+    def arrived_logged_in(self, session: ServerSession) -> bool:
+        """A session the portal authenticated (SSH) arrives logged in: the same
+        multisession rule as a typed login. False when refused (the session is closed)."""
+        if session.uid is None or session.protocol_flags.get("EXEC"):
+            return True  # a one-shot `ssh host cmd` runs beside the account's live session
+        try:
+            self.apply_multisession(session, session.uid, session.uname or "")
+        except AccountError as exc:
+            session.disconnect(f"|r{exc}|n")
+            return False
+        return True
 
     def is_admin(self, session: ServerSession) -> bool:
         uid = session.uid
@@ -192,6 +209,7 @@ class ServerProcess(ChildProcess):
         game = ServerGame(self.settings.game.name, accounts, KeyValueStore(db),
                           self.handler, self.request, PublicKeyStore(db), server)
         self.handler.game = game
+        self.handler.admit_login = game.arrived_logged_in
         self.handler.run_hooks_strict("at_server_start")
 
     def fail(self, message: str) -> int:

@@ -60,6 +60,8 @@ class ServerSessionHandler:
     ) -> None:
         self.registry = registry
         self.game: Game | None = None
+        # decides whether a session that arrives logged in (SSH) may play (multisession)
+        self.admit_login: Callable[[ServerSession], bool] = lambda session: True
         self.sessions: dict[int, ServerSession] = {}
         self.run_id = ""
         self._send = send
@@ -101,7 +103,7 @@ class ServerSessionHandler:
         session = self._new_session(data)
         session.load_sync_data(data)
         self.run_hooks("at_session_connect", session)
-        if session.logged_in:
+        if session.logged_in and self.admit_login(session):
             self.run_hooks("at_session_login", session)
         return session
 

@@ -91,7 +91,7 @@ def test_openssh_password_login_talks_survives_reload_and_kill9_and_resizes(
         game_factory: type[GameRunner], monkeypatch: pytest.MonkeyPatch) -> None:
     require("ssh")
     monkeypatch.setenv("COLORTERM", "truecolor")
-    game = started(game_factory)
+    game = started(game_factory, server={"multisession": "allow"})  # alice plays twice
     port = ssh_port(game)
 
     async def scenario() -> None:
@@ -144,7 +144,7 @@ def test_openssh_password_login_talks_survives_reload_and_kill9_and_resizes(
 def test_openssh_key_login_registered_in_game_and_exec(
         game_factory: type[GameRunner], tmp_path: Path) -> None:
     require("ssh")
-    game = started(game_factory)
+    game = started(game_factory, server={"multisession": "allow"})  # alice plays twice
     port = ssh_port(game)
     key = make_key(tmp_path)
     line = key.with_suffix(".pub").read_text().strip()
@@ -375,5 +375,39 @@ def test_line_editor_keys_and_hidden_input(game_factory: type[GameRunner]) -> No
             proc.stdin.write("\x04")  # Ctrl-D on an empty line: goodbye
             await until("Goodbye!")
             await asyncio.wait_for(proc.wait_closed(), TIMEOUT)
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("mode", ["takeover", "refuse"])
+def test_an_ssh_login_follows_the_multisession_setting(
+        game_factory: type[GameRunner], mode: str) -> None:
+    """A session that arrives logged in over SSH meets `server.multisession` exactly as a
+    typed `connect` does: takeover closes the telnet one, refuse closes the SSH one."""
+    game = started(game_factory, server={"multisession": mode})
+    port = ssh_port(game)
+
+    async def scenario() -> None:
+        player = await telnet_player(game, "alice")
+        # a one-shot `ssh host cmd` runs beside the live session, whatever the setting
+        async with asyncssh.connect(**client_options(port, "alice",
+                                                     password="secret1")) as conn:
+            result = await asyncio.wait_for(conn.run("who"), TIMEOUT)
+            assert "alice, alice" in str(result.stdout), result
+        player.send("ping still")
+        await player.expect("^pong still$", TIMEOUT)
+        async with asyncssh.connect(**client_options(port, "alice",
+                                                     password="secret1")) as conn:
+            proc = await conn.create_process(term_type="xterm", term_size=(80, 24))
+            if mode == "takeover":
+                await player.expect("logged in from another connection", TIMEOUT)
+                await player.wait_closed(TIMEOUT)
+                await asyncio.wait_for(proc.stdout.readuntil("Hearth Hall"), TIMEOUT)
+            else:
+                said = await asyncio.wait_for(proc.stdout.read(), TIMEOUT)
+                assert "already playing from another connection" in said, said[-300:]
+                player.send("who")
+                await player.expect(r"Players online \(1\): alice", TIMEOUT)
+        player.close()
 
     asyncio.run(scenario())
