@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -162,10 +163,24 @@ class MudClient:
 # ---------------------------------------------------------------- running a game
 
 
+def _exit_on_term(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def stop_games_on_sigterm() -> None:
+    """SIGTERM (`timeout`, a CI runner) ends this process through its `finally` blocks, so
+    every game it started is stopped; by default it would die and leave them running (a
+    started game is a daemon: it does not die with us)."""
+    if (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL):
+        signal.signal(signal.SIGTERM, _exit_on_term)
+
+
 class GameRunner:
     """A game directory in a temporary folder, driven through `run.py`."""
 
     def __init__(self, root: Path, settings: dict[str, dict[str, Any]] | None = None) -> None:
+        stop_games_on_sigterm()
         self.dir = root / "game"
         self.pids: set[int] = set()
         run([sys.executable, "run.py", "init", str(self.dir)], timeout=30)
