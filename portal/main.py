@@ -56,9 +56,11 @@ GOODBYE = "The game is shutting down. Goodbye!"
 RECONNECT = "The portal is being upgraded; please reconnect."
 # Test hook: "fail-start" makes a taking-over portal exit before ready, "fail-take" makes
 # it refuse the connections once it has them, "fail-bind" makes it fail after the old
-# portal let go of its ipc socket (each must leave the old portal serving).
+# portal let go of its ipc socket, FAIL_BIND_DELAY seconds later (each must leave the old
+# portal serving).
 TEST_TAKEOVER = "HEARTH_TEST_PORTAL_TAKEOVER"
 EXIT_TAKEOVER_FAILED = 5
+FAIL_BIND_DELAY = 0.5
 
 
 class PortalProcess(ChildProcess):
@@ -422,7 +424,7 @@ class PortalProcess(ChildProcess):
         channel.setblocking(True)
         with channel:
             moves, done = await asyncio.to_thread(receive_all, channel)
-            message = await self.adopt_all(moves, done)
+            adopted, message = self.adopt_all(moves, done)
             await asyncio.to_thread(send_move, channel, Taken(ok=not message, message=message))
             if message:
                 return EXIT_TAKEOVER_FAILED
@@ -431,6 +433,7 @@ class PortalProcess(ChildProcess):
                 log.error("the old portal did not let go (%s); exiting", type(frame).__name__)
                 return EXIT_TAKEOVER_FAILED
             if os.environ.get(TEST_TAKEOVER) == "fail-bind":
+                await asyncio.sleep(FAIL_BIND_DELAY)  # players type on meanwhile
                 await asyncio.to_thread(send_move, channel, Bound(
                     ok=False, message="test: this portal cannot listen for the server"))
                 return EXIT_TAKEOVER_FAILED
@@ -438,29 +441,45 @@ class PortalProcess(ChildProcess):
             await self.listen_telnet()
             await self.listen_web()
             await asyncio.to_thread(send_move, channel, Bound(ok=True))
-        for session in self.connections:
-            session.go_live()
+        await self.go_live(adopted)
         self.control.send(Ready(info={"ports": self.ports, "run_id": self.handler.run_id}))
         log.info("portal took over %d connections; ready: %s", len(moves), self.ports)
         return await self.done
 
-    async def adopt_all(self, moves: list[tuple[SessionMove, int]], done: MoveDone) -> str:
-        """Become the old portal's run and adopt every connection; "" or why not."""
+    def adopt_all(self, moves: list[tuple[SessionMove, int]], done: MoveDone
+                  ) -> tuple[list[tuple[TelnetSession, socket.socket]], str]:
+        """Become the old portal's run and adopt every connection's state; the sessions
+        with their sockets, and "" or why not. No transport is made yet: a transport reads
+        at once (uvloop starts reading after `connection_made`, whatever it paused), and
+        bytes read here would die with this portal if the hand-over still failed."""
         if os.environ.get(TEST_TAKEOVER) == "fail-take":
             for _, fd in moves:
                 os.close(fd)
-            return "test: this portal refuses the connections"
+            return [], "test: this portal refuses the connections"
         self.handler.adopt_run(done.run_id, done.next_sessid, done.next_seq, done.next_mode)
+        adopted = []
+        for move, fd in moves:
+            session = self.telnet_session(move.protocol_key)
+            session.adopt(move)
+            adopted.append((session, socket.socket(fileno=fd)))
+        self.handler.adopted()
+        return adopted, ""
+
+    async def go_live(self, adopted: list[tuple[TelnetSession, socket.socket]]) -> None:
+        """The move is done: read and write every adopted connection."""
         loop = asyncio.get_running_loop()
 
-        async def adopt(move: SessionMove, fd: int) -> None:
-            session = self.telnet_session(move.protocol_key)
-            session.moved_in = move
-            await loop.connect_accepted_socket(lambda: session, socket.socket(fileno=fd))
+        async def connect(session: TelnetSession, sock: socket.socket) -> None:
+            try:
+                await loop.connect_accepted_socket(lambda: session, sock)
+            except OSError as exc:  # closed by the client meanwhile
+                log.info("session %d left during the hand-over: %s", session.sessid, exc)
+                sock.close()
+                session.connection_lost(exc)
+                return
+            session.go_live()
 
-        await asyncio.gather(*(adopt(move, fd) for move, fd in moves))
-        self.handler.adopted()
-        return ""
+        await asyncio.gather(*(connect(session, sock) for session, sock in adopted))
 
     # ------------------------------------------------------------ stopping
 

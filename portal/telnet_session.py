@@ -70,7 +70,7 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         self._early_input: list[tuple[str, list[Any], dict[str, Any]]] = []
         self._admitted = False
         self._counted = True  # admitted and counted by the guard (release once at the end)
-        self.moved_in: SessionMove | None = None  # set before connection_made: adopt it
+        self.moved_in: SessionMove | None = None  # set by `adopt`: moved here from the old portal
         self._moving: TelnetState | None = None  # our own snapshot while handed over
         self.moved_out = False  # the new portal has this connection now
         # while a hand-over is under way nothing is written: output waits in the parser
@@ -86,8 +86,7 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.moved_in is not None:
-            self._adopt(self.moved_in)
+        if self.moved_in is not None:  # adopted already (`adopt`); `go_live` starts it
             return
         peer = transport.get_extra_info("peername")
         address = peer[0] if isinstance(peer, tuple) else str(peer)
@@ -283,14 +282,17 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         """Read and write again (old portal: the move failed; new portal: it is done)."""
         self._held = False
         self._set_paused("handover", False)
+        self._sync_reading()
         self._write()
         self._after_read()  # parse what waits in the parser's backlog, if anything
 
-    def _adopt(self, move: SessionMove) -> None:
-        """Take over a connection the old portal moved here (see `move_out`). It neither
-        reads nor writes until `go_live()`: if the hand-over fails after all, the old
-        portal goes on with the stream exactly where it left it."""
+    def adopt(self, move: SessionMove) -> None:
+        """Take over the state of a connection the old portal moved here (see `move_out`),
+        before its transport exists. It neither reads nor writes until `go_live()`: if the
+        hand-over fails after all, the old portal goes on with the stream exactly where it
+        left it."""
         data = move.session
+        self.moved_in = move
         self._held = True
         self._set_paused("handover", True)
         self._admitted = True
@@ -366,6 +368,17 @@ class TelnetSession(asyncio.Protocol, PortalSession):
 
     def throttle_input(self, paused: bool) -> None:
         self._set_paused("rate", paused)
+
+    def _sync_reading(self) -> None:
+        """Make the transport read exactly when nothing pauses it (a transport made for an
+        adopted socket reads from the start, whatever `_paused` says)."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self._paused:
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
 
     def _set_paused(self, reason: str, paused: bool) -> None:
         """Read from the client only while nothing (input held, output backed up) forbids it."""
