@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from array import array
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -325,6 +326,10 @@ class PingClient(asyncio.Protocol):
         self.next_expected = 0
         self.last_answer = 0.0
         self.gaps: list[tuple[float, float]] = []
+        # (sent, answered) of every input answered more than `gap_threshold` after it was
+        # sent: how long a player waited for that command's answer
+        self.waits: list[tuple[float, float]] = []
+        self._sent_times = array("d")  # open loop: when each number was sent
         self.other: list[tuple[float, str]] = []  # (time, line) of lines that are not pongs
         self.cursor = 0  # `expect` looks at `other[cursor:]`
         self.closed_at: float | None = None
@@ -381,6 +386,8 @@ class PingClient(asyncio.Protocol):
         self.answered += 1
         if self.last_answer and now - self.last_answer > self.gap_threshold:
             self.gaps.append((self.last_answer, now))
+        if n < len(self._sent_times) and now - self._sent_times[n] > self.gap_threshold:
+            self.waits.append((self._sent_times[n], now))
         self.last_answer = now
         if self.closed_loop:
             if n != self.sent - 1:  # not the answer to the ping in flight: no round trip
@@ -409,6 +416,8 @@ class PingClient(asyncio.Protocol):
         if self.transport is None or self.transport.is_closing():
             return
         self._sent_at = time.monotonic()
+        if not self.closed_loop:
+            self._sent_times.append(self._sent_at)
         self.transport.write(b"%s%d\r\n" % (self._ping, self.sent))
         self.sent += 1
 

@@ -4,11 +4,12 @@ Theory of operation
 -------------------
 The new portal listens on a private SOCK_SEQPACKET Unix socket in the runtime folder
 (0600); the old one dials it. A seqpacket socket keeps message boundaries, so each frame
-is one message, and a plain telnet connection's descriptor travels in the same message as
-its `SessionMove` (SCM_RIGHTS). In order:
+is one message, and plain telnet connections' descriptors travel in the same message as
+their `SessionMove`s (SCM_RIGHTS): a `SessionBatch` carries as many as fit in one message
+(at most MAX_FDS descriptors, MAX_MESSAGE bytes). In order:
 
     old -> new   MoveHello(version)
-    old -> new   SessionMove (one per connection, with its descriptor) ...
+    old -> new   SessionBatch (connections with their descriptors, in order) ...
     old -> new   MoveDone(run_id, next_sessid, next_seq, next_mode, sessions)
     new -> old   Taken(ok, message)       the new portal holds every connection now
     old -> new   LetGo()                  the old portal closed its ipc listener
@@ -16,22 +17,25 @@ its `SessionMove` (SCM_RIGHTS). In order:
 
 Anything else, or the socket closing before `Bound`, means the hand-over failed: the old
 portal still holds every descriptor and goes on serving. Every frame is a tagged msgspec
-Struct; new fields get defaults (a newer portal may take over from an older one).
+Struct; new fields get defaults (a newer portal may take over from an older one, which
+sends one `SessionMove` per message, version 1).
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import msgspec
 
 from ipc.frames import InputItem, Mode, SessionData
 
-MOVE_VERSION = 1
-# One message carries one session; a bigger one (huge server_data) is not moved.
+MOVE_VERSION = 2
+# A session bigger than one message (huge server_data) is not moved.
 MAX_MESSAGE = 160 * 1024  # under the default socket buffer (net.core.wmem_max)
+MAX_FDS = 250  # descriptors per message (the kernel's SCM_MAX_FD is 253)
 
 
 class TelnetState(msgspec.Struct, kw_only=True):
@@ -92,6 +96,12 @@ class SessionMove(MoveFrame, frozen=True):
     delayed: list[tuple[str, list[Any], dict[str, Any]]] = msgspec.field(default_factory=list)
 
 
+class SessionBatch(MoveFrame, frozen=True):
+    """Several connections; their descriptors ride in the same message, in this order."""
+
+    moves: list[SessionMove]
+
+
 class MoveDone(MoveFrame, frozen=True):
     """The link's counters, so nothing is renumbered; `sessions` moved in all."""
 
@@ -116,7 +126,7 @@ class Bound(MoveFrame, frozen=True):
     message: str = ""
 
 
-Move = MoveHello | SessionMove | MoveDone | Taken | LetGo | Bound
+Move = MoveHello | SessionMove | SessionBatch | MoveDone | Taken | LetGo | Bound
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Move)
@@ -130,6 +140,35 @@ def decode_move(data: bytes) -> Move:
     """Decode one message; msgspec.DecodeError (a ValueError) on anything else."""
     frame: Move = _decoder.decode(data)
     return frame
+
+
+def descriptors_of(frame: Move) -> int:
+    """How many descriptors must come with `frame`."""
+    if isinstance(frame, SessionMove):
+        return 1
+    if isinstance(frame, SessionBatch):
+        return len(frame.moves)
+    return 0
+
+
+def batches(moves: Sequence[tuple[SessionMove, int]]) -> Iterator[tuple[SessionBatch, list[int]]]:
+    """`moves` grouped into batches of at most MAX_FDS sessions and MAX_MESSAGE bytes, in
+    order. ValueError for a session too big to move."""
+    group: list[SessionMove] = []
+    fds: list[int] = []
+    size = 16  # the batch's own envelope
+    for move, fd in moves:
+        length = len(encode_move(move))
+        if length + 16 > MAX_MESSAGE:
+            raise ValueError(f"session {move.session.sessid}: {length} bytes is too big to move")
+        if group and (len(group) >= MAX_FDS or size + length > MAX_MESSAGE):
+            yield SessionBatch(moves=group), fds
+            group, fds, size = [], [], 16
+        group.append(move)
+        fds.append(fd)
+        size += length
+    if group:
+        yield SessionBatch(moves=group), fds
 
 
 # ---------------------------------------------------------------- the channel (blocking)
@@ -159,31 +198,34 @@ def dial_channel(path: str, timeout: float) -> socket.socket:
     return sock
 
 
-def send_move(sock: socket.socket, frame: Move, fd: int | None = None) -> None:
-    """Send one frame (and one descriptor) as one message."""
+def send_move(sock: socket.socket, frame: Move, fds: Sequence[int] = ()) -> None:
+    """Send one frame (and the descriptors it names) as one message."""
     data = encode_move(frame)
     if len(data) > MAX_MESSAGE:
         raise ValueError(f"{type(frame).__name__} of {len(data)} bytes is too big to move")
-    if fd is None:
-        sock.send(data)
+    if len(fds) != descriptors_of(frame) or len(fds) > MAX_FDS:
+        raise ValueError(f"{type(frame).__name__} with {len(fds)} descriptors")
+    if fds:
+        socket.send_fds(sock, [data], list(fds))
     else:
-        socket.send_fds(sock, [data], [fd])
+        sock.send(data)
 
 
-def receive_move(sock: socket.socket) -> tuple[Move, int | None]:
-    """One frame and the descriptor that came with it. ConnectionError when the peer
-    closed; ValueError for anything undecodable, truncated, or with more than one fd."""
-    data, fds, flags, _ = socket.recv_fds(sock, MAX_MESSAGE + 1, 2)
-    if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(fds) > 1:
-        for fd in fds:
-            os.close(fd)
-        raise ValueError("a hand-over message was truncated or carried several descriptors")
-    if not data:
-        raise ConnectionError("the other portal closed the hand-over channel")
+def receive_move(sock: socket.socket) -> tuple[Move, list[int]]:
+    """One frame and the descriptors that came with it. ConnectionError when the peer
+    closed; ValueError for anything undecodable, truncated, or with a number of
+    descriptors the frame does not name (every descriptor received is closed then)."""
+    data, fds, flags, _ = socket.recv_fds(sock, MAX_MESSAGE + 1, MAX_FDS + 1)
     try:
+        if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+            raise ValueError("a hand-over message was truncated")
+        if not data:
+            raise ConnectionError("the other portal closed the hand-over channel")
         frame = decode_move(data)
-    except ValueError:
+        if len(fds) != descriptors_of(frame):
+            raise ValueError(f"{type(frame).__name__} came with {len(fds)} descriptors")
+    except (ValueError, ConnectionError):
         for fd in fds:
             os.close(fd)
         raise
-    return frame, (fds[0] if fds else None)
+    return frame, fds

@@ -39,6 +39,7 @@ from portal.handover_frames import (
     MoveHello,
     SessionMove,
     Taken,
+    batches,
     dial_channel,
     listen_channel,
     receive_move,
@@ -46,6 +47,7 @@ from portal.handover_frames import (
 )
 from portal.link import LinkState
 from portal.sessions import MSG_DOWN, PortalSessionHandler
+from portal.takeover import MoveReceiver
 from portal.telnet_session import TelnetSession
 from portal.tls import certificate_paths, server_context
 from portal.web.server import WebServer
@@ -348,14 +350,14 @@ class PortalProcess(ChildProcess):
         while any(s.output_pending() for s in sessions):
             if loop.time() > deadline:
                 raise MoveFailed("some players' output could not be written in time")
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.002)
 
     def send_moves(self, channel: socket.socket,
                    moves: list[tuple[TelnetSession, SessionMove, int]]) -> None:
         """(worker thread) Every session with its descriptor; then the counters."""
         send_move(channel, MoveHello(pid=os.getpid()))
-        for _, move, fd in moves:
-            send_move(channel, move, fd)
+        for batch, fds in batches([(move, fd) for _, move, fd in moves]):
+            send_move(channel, batch, fds)
         next_sessid, next_seq, mode = self.handler.next_ids()
         send_move(channel, MoveDone(run_id=self.handler.run_id, next_sessid=next_sessid,
                                     next_seq=next_seq, next_mode=mode, sessions=len(moves)))
@@ -421,49 +423,83 @@ class PortalProcess(ChildProcess):
         channel, _ = await loop.sock_accept(listener)
         listener.close()
         os.unlink(path)
-        channel.setblocking(True)
+        clock = Stopwatch()
         with channel:
-            moves, done = await asyncio.to_thread(receive_all, channel)
-            adopted, message = self.adopt_all(moves, done)
-            await asyncio.to_thread(send_move, channel, Taken(ok=not message, message=message))
-            if message:
+            adopted: list[tuple[TelnetSession, socket.socket]] = []
+            try:
+                done = await self.receive_moves(channel, adopted)
+            except (OSError, ValueError) as exc:  # TimeoutError is an OSError
+                log.error("taking the connections failed: %s", exc)
                 return EXIT_TAKEOVER_FAILED
-            frame, _ = await asyncio.to_thread(receive_move, channel)
-            if not isinstance(frame, LetGo):
-                log.error("the old portal did not let go (%s); exiting", type(frame).__name__)
+            clock.lap("received and adopted")
+            channel.settimeout(self.settings.supervisor.reload_timeout)
+            try:
+                if not await self.bind_after_old(channel, self.adopted_all(adopted, done)):
+                    return EXIT_TAKEOVER_FAILED
+            except (OSError, ValueError) as exc:  # the old portal went away, or timed out
+                log.error("the hand-over failed after the connections came: %s", exc)
                 return EXIT_TAKEOVER_FAILED
-            if os.environ.get(TEST_TAKEOVER) == "fail-bind":
-                await asyncio.sleep(FAIL_BIND_DELAY)  # players type on meanwhile
-                await asyncio.to_thread(send_move, channel, Bound(
-                    ok=False, message="test: this portal cannot listen for the server"))
-                return EXIT_TAKEOVER_FAILED
-            await self.listen_ipc()
-            await self.listen_telnet()
-            await self.listen_web()
-            await asyncio.to_thread(send_move, channel, Bound(ok=True))
+            clock.lap("let go and bound")
         await self.go_live(adopted)
+        clock.lap("live")
         self.control.send(Ready(info={"ports": self.ports, "run_id": self.handler.run_id}))
-        log.info("portal took over %d connections; ready: %s", len(moves), self.ports)
+        log.info("portal took over %d connections (%s); ready: %s", len(adopted), clock,
+                 self.ports)
         return await self.done
 
-    def adopt_all(self, moves: list[tuple[SessionMove, int]], done: MoveDone
-                  ) -> tuple[list[tuple[TelnetSession, socket.socket]], str]:
-        """Become the old portal's run and adopt every connection's state; the sessions
-        with their sockets, and "" or why not. No transport is made yet: a transport reads
-        at once (uvloop starts reading after `connection_made`, whatever it paused), and
-        bytes read here would die with this portal if the hand-over still failed."""
-        if os.environ.get(TEST_TAKEOVER) == "fail-take":
-            for _, fd in moves:
-                os.close(fd)
-            return [], "test: this portal refuses the connections"
-        self.handler.adopt_run(done.run_id, done.next_sessid, done.next_seq, done.next_mode)
-        adopted = []
-        for move, fd in moves:
+    async def bind_after_old(self, channel: socket.socket, refusal: str) -> bool:
+        """Tell the old portal we hold the connections (or `refusal`); once it let go of
+        the ipc socket, listen on it and for players. Whether the hand-over is done."""
+        await asyncio.to_thread(send_move, channel, Taken(ok=not refusal, message=refusal))
+        if refusal:
+            return False
+        frame, _ = await asyncio.to_thread(receive_move, channel)
+        if not isinstance(frame, LetGo):
+            log.error("the old portal did not let go (%s); exiting", type(frame).__name__)
+            return False
+        if os.environ.get(TEST_TAKEOVER) == "fail-bind":
+            await asyncio.sleep(FAIL_BIND_DELAY)  # players type on meanwhile
+            await asyncio.to_thread(send_move, channel, Bound(
+                ok=False, message="test: this portal cannot listen for the server"))
+            return False
+        await self.listen_ipc()
+        await self.listen_telnet()
+        await self.listen_web()
+        await asyncio.to_thread(send_move, channel, Bound(ok=True))
+        return True
+
+    async def receive_moves(self, channel: socket.socket,
+                            adopted: list[tuple[TelnetSession, socket.socket]]) -> MoveDone:
+        """Adopt each connection's state as it comes; `adopted` gets the sessions with
+        their sockets. No transport is made yet: a transport reads at once (uvloop starts
+        reading after `connection_made`, whatever it paused), and bytes read here would
+        die with this portal if the hand-over still failed."""
+        refuse = os.environ.get(TEST_TAKEOVER) == "fail-take"
+        self.handler.taking_over()
+
+        def adopt(move: SessionMove, sock: socket.socket) -> None:
+            if refuse:
+                sock.close()
+                return
             session = self.telnet_session(move.protocol_key)
             session.adopt(move)
-            adopted.append((session, socket.socket(fileno=fd)))
+            adopted.append((session, sock))
+
+        receiver = MoveReceiver(channel, adopt)
+        return await receiver.receive(self.settings.supervisor.reload_timeout)
+
+    def adopted_all(self, adopted: list[tuple[TelnetSession, socket.socket]],
+                    done: MoveDone) -> str:
+        """Every connection is in: become the old portal's run; "" or why not."""
+        if os.environ.get(TEST_TAKEOVER) == "fail-take":
+            return "test: this portal refuses the connections"
+        if len(adopted) != done.sessions:
+            return f"{len(adopted)} connections came of {done.sessions}"
+        self.handler.adopt_run(done.run_id, done.next_sessid, done.next_seq, done.next_mode)
+        for session, _ in adopted:
+            session.replay_delayed()
         self.handler.adopted()
-        return adopted, ""
+        return ""
 
     async def go_live(self, adopted: list[tuple[TelnetSession, socket.socket]]) -> None:
         """The move is done: read and write every adopted connection."""
@@ -520,22 +556,6 @@ class Stopwatch:
 
 class MoveFailed(RuntimeError):
     """A portal hand-over could not go on; the old portal keeps serving."""
-
-
-def receive_all(channel: socket.socket) -> tuple[list[tuple[SessionMove, int]], MoveDone]:
-    """(worker thread, new portal) Every moved session with its descriptor, then the
-    counters. Raises ConnectionError / ValueError on anything unexpected."""
-    frame, _ = receive_move(channel)
-    if not isinstance(frame, MoveHello):
-        raise ValueError(f"expected MoveHello, got {type(frame).__name__}")
-    moves: list[tuple[SessionMove, int]] = []
-    while True:
-        frame, fd = receive_move(channel)
-        if isinstance(frame, MoveDone):
-            return moves, frame
-        if not isinstance(frame, SessionMove) or fd is None:
-            raise ValueError(f"unexpected {type(frame).__name__} in a hand-over")
-        moves.append((frame, fd))
 
 
 def inherited_socket(fds: dict[str, int], key: str) -> socket.socket | None:

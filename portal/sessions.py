@@ -363,6 +363,11 @@ class PortalSessionHandler:
         seq, mode = self.link.counters()
         return self._next_sessid, seq, mode
 
+    def taking_over(self) -> None:
+        """New portal, before the first connection is adopted: tell no player that the
+        game restarts while the server is on its way."""
+        self.link.quiet = True
+
     def adopt_run(self, run_id: str, next_sessid: int, next_seq: int, mode: Mode) -> None:
         """New portal: be the old portal's run, so the server keeps its sessions."""
         self.run_id = self.link.run_id = run_id

@@ -306,11 +306,17 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         if data.sessid:
             self._announced_to_handler = True
             self._handler.adopt(self, move.announced, move.input)
-            for item in move.delayed:  # newer than `input`: new seqs keep the order
-                self.data_in(*item)
         else:
             self._timer = asyncio.get_running_loop().call_later(
                 self._negotiation_timeout, self._settle)
+
+    def replay_delayed(self) -> None:
+        """New portal, once it numbers input on from the old portal's counter: the input
+        the old rate limit held back goes through ours (newer than every moved input)."""
+        move = self.moved_in
+        if move is not None and self._announced_to_handler:
+            for item in move.delayed:
+                self.data_in(*item)
 
     # ------------------------------------------------------------ output
 

@@ -4,6 +4,7 @@ frames, and the link's freeze / moved / adopt (portal.handover_frames, portal.li
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import zlib
 from typing import Any
@@ -16,14 +17,18 @@ from hypothesis import strategies as st
 from ipc.frames import InputItem, SessionData, SyncDone
 from ipc.settings import PortalSettings
 from portal.handover_frames import (
+    MAX_FDS,
+    MAX_MESSAGE,
     Bound,
     LetGo,
     Move,
     MoveDone,
     MoveHello,
+    SessionBatch,
     SessionMove,
     Taken,
     TelnetState,
+    batches,
     decode_move,
     encode_move,
     receive_move,
@@ -159,6 +164,10 @@ MOVES: st.SearchStrategy[Move] = st.one_of(
     st.builds(SessionMove, protocol_key=st.just("telnet"), session=SESSIONS,
               telnet=st.builds(lambda line: negotiated_state(line), st.binary(max_size=30)),
               input=st.lists(ITEMS, max_size=4), announced=st.booleans()),
+    st.builds(SessionBatch, moves=st.lists(st.builds(
+        SessionMove, protocol_key=st.just("telnet"), session=SESSIONS,
+        telnet=st.builds(lambda line: negotiated_state(line), st.binary(max_size=30))),
+        max_size=3)),
     st.builds(MoveDone, run_id=st.text(max_size=32), next_sessid=st.integers(1, 2**40),
               next_seq=st.integers(1, 2**40), next_mode=st.sampled_from(["start", "crash"]),
               sessions=st.integers(0, 10**6)),
@@ -187,21 +196,67 @@ def test_undecodable_bytes_are_a_value_error(data: bytes) -> None:
         decode_move(data)
 
 
-def test_a_descriptor_travels_with_its_frame() -> None:
+def small_move(sessid: int, server_data: dict[str, Any] | None = None) -> SessionMove:
+    return SessionMove(protocol_key="telnet", session=SessionData(
+        sessid=sessid, protocol_key="telnet", address="127.0.0.1",
+        server_data=server_data or {}), telnet=negotiated().snapshot())
+
+
+def test_descriptors_travel_with_their_batch_in_order() -> None:
     left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    a, b = socket.socketpair()
-    with left, right, a, b:
-        send_move(left, Taken(ok=True), a.fileno())
+    pairs = [socket.socketpair() for _ in range(3)]
+    try:
+        batch = SessionBatch(moves=[small_move(n) for n in (1, 2, 3)])
+        send_move(left, batch, [a.fileno() for a, _ in pairs])
         send_move(left, LetGo())
-        frame, fd = receive_move(right)
-        assert frame == Taken(ok=True) and fd is not None
-        with socket.socket(fileno=fd) as moved:
-            moved.sendall(b"through the copy")
-            assert b.recv(100) == b"through the copy"
-        assert receive_move(right) == (LetGo(), None)
+        frame, fds = receive_move(right)
+        assert frame == batch and len(fds) == 3
+        for fd, (_, b) in zip(fds, pairs, strict=True):
+            with socket.socket(fileno=fd) as moved:
+                moved.sendall(b"through the copy %d" % fd)
+                assert b.recv(100) == b"through the copy %d" % fd
+        assert receive_move(right) == (LetGo(), [])
         left.close()
         with pytest.raises(ConnectionError):
             receive_move(right)
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()
+        right.close()
+
+
+def test_descriptors_the_frame_does_not_name_are_refused_and_closed() -> None:
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    a, b = socket.socketpair()
+    with left, right, a, b:
+        with pytest.raises(ValueError):  # the sender checks
+            send_move(left, LetGo(), [a.fileno()])
+        socket.send_fds(left, [encode_move(LetGo())], [a.fileno()])  # a hostile sender
+        before = len(os_fds())
+        with pytest.raises(ValueError, match="descriptors"):
+            receive_move(right)
+        assert len(os_fds()) == before  # the received copy was closed
+
+
+def os_fds() -> list[str]:
+    return os.listdir("/proc/self/fd")
+
+
+def test_batches_keep_order_and_stay_within_a_message() -> None:
+    moves = [(small_move(n), 100 + n) for n in range(1, 600)]
+    got = list(batches(moves))
+    assert [m.session.sessid for batch, _ in got for m in batch.moves] == list(range(1, 600))
+    assert [fd for _, fds in got for fd in fds] == [100 + n for n in range(1, 600)]
+    assert all(len(fds) <= MAX_FDS and len(encode_move(batch)) <= MAX_MESSAGE
+               for batch, fds in got)
+    assert len(got) <= 5  # about 1.3 KB a session: over 100 sessions a message
+    big = [(small_move(n, {"notes": "x" * 40_000}), n) for n in range(1, 10)]
+    sized = list(batches(big))
+    assert all(len(encode_move(batch)) <= MAX_MESSAGE for batch, _ in sized)
+    assert sum(len(fds) for _, fds in sized) == 9 and len(sized) > 2
+    with pytest.raises(ValueError, match="too big"):
+        list(batches([(small_move(1, {"notes": "x" * MAX_MESSAGE}), 5)]))
 
 
 # ---------------------------------------------------------------- the link
