@@ -32,14 +32,11 @@ from ipc.frames import (
 )
 from ipc.settings import Settings, runtime_paths
 from portal import ssh
+from portal.handover import HandOut, MoveFailed, Stopwatch
 from portal.handover_frames import (
     Bound,
     LetGo,
-    MoveDone,
-    MoveHello,
-    SessionMove,
     Taken,
-    batches,
     dial_channel,
     listen_channel,
     receive_move,
@@ -47,7 +44,7 @@ from portal.handover_frames import (
 )
 from portal.link import LinkState
 from portal.sessions import MSG_DOWN, PortalSessionHandler
-from portal.takeover import MoveReceiver
+from portal.takeover import TakeOver
 from portal.telnet_session import TelnetSession
 from portal.tls import certificate_paths, server_context
 from portal.web.server import WebServer
@@ -55,7 +52,6 @@ from portal.web.server import WebServer
 log = logging.getLogger("portal")
 
 GOODBYE = "The game is shutting down. Goodbye!"
-RECONNECT = "The portal is being upgraded; please reconnect."
 # Test hook: "fail-start" makes a taking-over portal exit before ready, "fail-take" makes
 # it refuse the connections once it has them, "fail-bind" makes it fail after the old
 # portal let go of its ipc socket, FAIL_BIND_DELAY seconds later (each must leave the old
@@ -297,30 +293,24 @@ class PortalProcess(ChildProcess):
             channel = await asyncio.to_thread(dial_channel, path, timeout)
         except OSError as exc:
             return False, f"cannot reach the new portal: {exc}"
-        clock = Stopwatch()
+        self.forget_closed()
+        out = HandOut(self.handler, self.connections, timeout)
         with channel:
             self.stop_accepting()
-            moves: list[tuple[TelnetSession, SessionMove, int]] = []
             try:
-                if not await self.handler.freeze_input(timeout / 4):
-                    raise MoveFailed("input sent to the server was not answered in time")
-                clock.lap("in-flight input answered")
-                moves = self.prepare_moves()
-                await self.drain_output([session for session, _, _ in moves], timeout / 4)
-                clock.lap("output written")
-                await asyncio.to_thread(self.send_moves, channel, moves)
-                clock.lap("taken")
-                self.commit_moves(moves)
-                await asyncio.to_thread(self.let_go, channel)
-                clock.lap("ipc socket passed")
+                await out.stop_sessions()
+                await asyncio.to_thread(out.send, channel)
+                out.commit()
+                self.close_ipc_listener()
+                await asyncio.to_thread(out.let_go, channel)
             except Exception as exc:  # whatever went wrong, the old portal serves on
                 if not isinstance(exc, (MoveFailed, OSError, ValueError)):
                     log.exception("moving the connections failed")
-                self.undo_moves(moves)
+                out.undo()
                 await self.resume_serving()
                 return False, str(exc) or type(exc).__name__
         self.handler.close_servers("the portal handed over to a new portal")
-        return True, f"{len(moves)} connections moved; {clock}"
+        return True, out.report()
 
     def stop_accepting(self) -> None:
         """Close our copies of the players' listeners: new connections wait in the
@@ -329,76 +319,10 @@ class PortalProcess(ChildProcess):
             listener.close()
         self.listeners = []
 
-    def prepare_moves(self) -> list[tuple[TelnetSession, SessionMove, int]]:
-        """Stop every plain telnet session and take its state (TLS ones stay until the
-        move is confirmed: they cannot move)."""
-        self.forget_closed()
-        held = self.handler.held_input()
-        moves = []
-        for session in self.connections:
-            if session.protocol_key != "telnet":
-                continue
-            taken = session.move_out(held)
-            if taken is not None:
-                moves.append((session, *taken))
-        return moves
-
-    async def drain_output(self, sessions: list[TelnetSession], timeout: float) -> None:
-        """Wait (bounded) until every moving session's output is written to its socket."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while any(s.output_pending() for s in sessions):
-            if loop.time() > deadline:
-                raise MoveFailed("some players' output could not be written in time")
-            await asyncio.sleep(0.002)
-
-    def send_moves(self, channel: socket.socket,
-                   moves: list[tuple[TelnetSession, SessionMove, int]]) -> None:
-        """(worker thread) Every session with its descriptor; then the counters."""
-        send_move(channel, MoveHello(pid=os.getpid()))
-        for batch, fds in batches([(move, fd) for _, move, fd in moves]):
-            send_move(channel, batch, fds)
-        next_sessid, next_seq, mode = self.handler.next_ids()
-        send_move(channel, MoveDone(run_id=self.handler.run_id, next_sessid=next_sessid,
-                                    next_seq=next_seq, next_mode=mode, sessions=len(moves)))
-        frame, _ = receive_move(channel)
-        if not isinstance(frame, Taken) or not frame.ok:
-            why = frame.message if isinstance(frame, Taken) else type(frame).__name__
-            raise MoveFailed(f"the new portal did not take the connections: {why}")
-
-    def commit_moves(self, moves: list[tuple[TelnetSession, SessionMove, int]]) -> None:
-        """The new portal holds them: forget them here; tell TLS players to reconnect."""
-        for session, _, _ in moves:
-            session.moved()
-        self.handler.moved([session for session, _, _ in moves])
-        # what cannot move (TLS here; SSH and web sessions too) is told why and closed
-        unmoved = {*self.handler.sessions.values(),
-                   *(s for s in self.connections if not s.moved_out)}
-        for left in unmoved:
-            left.disconnect(RECONNECT)
+    def close_ipc_listener(self) -> None:
         if self.ipc_listener is not None:
             self.ipc_listener.close()
             self.ipc_listener = None
-        late = sum(session.late_output for session, _, _ in moves)
-        if late:
-            log.warning("%d bytes of output came while moving and were not written", late)
-
-    def let_go(self, channel: socket.socket) -> None:
-        """(worker thread) Our ipc listener is closed: the new portal may bind it."""
-        send_move(channel, LetGo())
-        frame, _ = receive_move(channel)
-        if not isinstance(frame, Bound) or not frame.ok:
-            why = frame.message if isinstance(frame, Bound) else type(frame).__name__
-            raise MoveFailed(f"the new portal could not listen for the server: {why}")
-
-    def undo_moves(self, moves: list[tuple[TelnetSession, SessionMove, int]]) -> None:
-        for session, move, _ in moves:
-            if session.moved_out:  # given away, then the new portal failed: take it back
-                session.moved_out = False
-                self.handler.adopt(session, move.announced, move.input)
-            session.stay()
-        self.handler.adopted()
-        self.handler.thaw_input()
 
     async def resume_serving(self) -> None:
         if self.ipc_listener is None:
@@ -424,26 +348,24 @@ class PortalProcess(ChildProcess):
         listener.close()
         os.unlink(path)
         clock = Stopwatch()
+        timeout = self.settings.supervisor.reload_timeout
+        takeover = TakeOver(self.handler, self.telnet_session,
+                            refuse=os.environ.get(TEST_TAKEOVER) == "fail-take")
         with channel:
-            adopted: list[tuple[TelnetSession, socket.socket]] = []
             try:
-                done = await self.receive_moves(channel, adopted)
-            except (OSError, ValueError) as exc:  # TimeoutError is an OSError
-                log.error("taking the connections failed: %s", exc)
-                return EXIT_TAKEOVER_FAILED
-            clock.lap("received and adopted")
-            channel.settimeout(self.settings.supervisor.reload_timeout)
-            try:
-                if not await self.bind_after_old(channel, self.adopted_all(adopted, done)):
+                refusal = await takeover.receive(channel, timeout)
+                clock.lap("received and adopted")
+                channel.settimeout(timeout)
+                if not await self.bind_after_old(channel, refusal):
                     return EXIT_TAKEOVER_FAILED
-            except (OSError, ValueError) as exc:  # the old portal went away, or timed out
-                log.error("the hand-over failed after the connections came: %s", exc)
+            except (OSError, ValueError) as exc:  # TimeoutError is an OSError
+                log.error("the hand-over failed: %s", exc)
                 return EXIT_TAKEOVER_FAILED
             clock.lap("let go and bound")
-        await self.go_live(adopted)
+        await takeover.go_live()
         clock.lap("live")
         self.control.send(Ready(info={"ports": self.ports, "run_id": self.handler.run_id}))
-        log.info("portal took over %d connections (%s); ready: %s", len(adopted), clock,
+        log.info("portal took over %d connections (%s); ready: %s", len(takeover.adopted), clock,
                  self.ports)
         return await self.done
 
@@ -468,55 +390,6 @@ class PortalProcess(ChildProcess):
         await asyncio.to_thread(send_move, channel, Bound(ok=True))
         return True
 
-    async def receive_moves(self, channel: socket.socket,
-                            adopted: list[tuple[TelnetSession, socket.socket]]) -> MoveDone:
-        """Adopt each connection's state as it comes; `adopted` gets the sessions with
-        their sockets. No transport is made yet: a transport reads at once (uvloop starts
-        reading after `connection_made`, whatever it paused), and bytes read here would
-        die with this portal if the hand-over still failed."""
-        refuse = os.environ.get(TEST_TAKEOVER) == "fail-take"
-        self.handler.taking_over()
-
-        def adopt(move: SessionMove, sock: socket.socket) -> None:
-            if refuse:
-                sock.close()
-                return
-            session = self.telnet_session(move.protocol_key)
-            session.adopt(move)
-            adopted.append((session, sock))
-
-        receiver = MoveReceiver(channel, adopt)
-        return await receiver.receive(self.settings.supervisor.reload_timeout)
-
-    def adopted_all(self, adopted: list[tuple[TelnetSession, socket.socket]],
-                    done: MoveDone) -> str:
-        """Every connection is in: become the old portal's run; "" or why not."""
-        if os.environ.get(TEST_TAKEOVER) == "fail-take":
-            return "test: this portal refuses the connections"
-        if len(adopted) != done.sessions:
-            return f"{len(adopted)} connections came of {done.sessions}"
-        self.handler.adopt_run(done.run_id, done.next_sessid, done.next_seq, done.next_mode)
-        for session, _ in adopted:
-            session.replay_delayed()
-        self.handler.adopted()
-        return ""
-
-    async def go_live(self, adopted: list[tuple[TelnetSession, socket.socket]]) -> None:
-        """The move is done: read and write every adopted connection."""
-        loop = asyncio.get_running_loop()
-
-        async def connect(session: TelnetSession, sock: socket.socket) -> None:
-            try:
-                await loop.connect_accepted_socket(lambda: session, sock)
-            except OSError as exc:  # closed by the client meanwhile
-                log.info("session %d left during the hand-over: %s", session.sessid, exc)
-                sock.close()
-                session.connection_lost(exc)
-                return
-            session.go_live()
-
-        await asyncio.gather(*(connect(session, sock) for session, sock in adopted))
-
     # ------------------------------------------------------------ stopping
 
     async def shutdown(self, reason: str) -> None:
@@ -536,26 +409,6 @@ class PortalProcess(ChildProcess):
             await asyncio.wait(gone, timeout=2.0)
         self.finish(0)
 
-
-
-class Stopwatch:
-    """Milliseconds per named step, for the hand-over's report."""
-
-    def __init__(self) -> None:
-        self.last = time.monotonic()
-        self.laps: list[str] = []
-
-    def lap(self, name: str) -> None:
-        now = time.monotonic()
-        self.laps.append(f"{name} +{(now - self.last) * 1000:.0f} ms")
-        self.last = now
-
-    def __str__(self) -> str:
-        return ", ".join(self.laps)
-
-
-class MoveFailed(RuntimeError):
-    """A portal hand-over could not go on; the old portal keeps serving."""
 
 
 def inherited_socket(fds: dict[str, int], key: str) -> socket.socket | None:

@@ -1,6 +1,7 @@
 """The new portal's side of a live hand-over: read the old portal's connections on the
-event loop and hand each to `adopt` as soon as its message is in (see
-portal/handover_frames for the exchange).
+event loop and adopt each as soon as its message is in; make their transports once the
+move is bound (portal/handover_frames has the exchange, portal/handover the old
+portal's side).
 
 Reading on the loop, not in a worker thread, lets adoption overlap the old portal's
 sending: each message is adopted while the next is on its way, and there is no thread
@@ -10,12 +11,70 @@ to wake for every message.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import Callable
 
 from portal.handover_frames import MoveDone, MoveHello, SessionBatch, SessionMove, receive_move
+from portal.sessions import PortalSessionHandler
+from portal.telnet_session import TelnetSession
+
+log = logging.getLogger("portal")
 
 Adopt = Callable[[SessionMove, socket.socket], None]
+
+
+class TakeOver:
+    """Adopt the old portal's connections: `new_session(protocol_key)` makes (and
+    remembers) a session; `refuse` (a test hook) takes nothing and says so."""
+
+    def __init__(self, handler: PortalSessionHandler,
+                 new_session: Callable[[str], TelnetSession], refuse: bool = False) -> None:
+        self.handler = handler
+        self.new_session = new_session
+        self.refuse = refuse
+        self.adopted: list[tuple[TelnetSession, socket.socket]] = []
+
+    async def receive(self, channel: socket.socket, timeout: float) -> str:
+        """Every connection's state, adopted as it comes; "" or why they are refused.
+        No transport is made yet: a transport reads at once (uvloop starts reading after
+        `connection_made`, whatever it paused), and bytes read here would die with this
+        portal if the hand-over still failed."""
+        self.handler.taking_over()
+        done = await MoveReceiver(channel, self._adopt).receive(timeout)
+        if self.refuse:
+            return "test: this portal refuses the connections"
+        if len(self.adopted) != done.sessions:
+            return f"{len(self.adopted)} connections came of {done.sessions}"
+        self.handler.adopt_run(done.run_id, done.next_sessid, done.next_seq, done.next_mode)
+        for session, _ in self.adopted:
+            session.replay_delayed()
+        self.handler.adopted()
+        return ""
+
+    def _adopt(self, move: SessionMove, sock: socket.socket) -> None:
+        if self.refuse:
+            sock.close()
+            return
+        session = self.new_session(move.protocol_key)
+        session.adopt(move)
+        self.adopted.append((session, sock))
+
+    async def go_live(self) -> None:
+        """The move is bound: read and write every adopted connection."""
+        loop = asyncio.get_running_loop()
+
+        async def connect(session: TelnetSession, sock: socket.socket) -> None:
+            try:
+                await loop.connect_accepted_socket(lambda: session, sock)
+            except OSError as exc:  # closed by the client meanwhile
+                log.info("session %d left during the hand-over: %s", session.sessid, exc)
+                sock.close()
+                session.connection_lost(exc)
+                return
+            session.go_live()
+
+        await asyncio.gather(*(connect(session, sock) for session, sock in self.adopted))
 
 
 class MoveReceiver:

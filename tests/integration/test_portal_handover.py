@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from benchmarks.client import GameRunner, MudClient
-from portal.main import RECONNECT, TEST_TAKEOVER
+from portal.handover import RECONNECT
+from portal.main import TEST_TAKEOVER
 from tests.clients import require
 from tests.integration.test_telnet_clients import (
     IAC,

@@ -1,0 +1,151 @@
+"""The old portal's side of a live hand-over (`run.py reload-portal`): stop every plain
+telnet session, send each with its socket to the new portal, then forget them, or take
+them back if the new portal fails (portal/handover_frames has the exchange,
+portal/takeover the new portal's side).
+
+The order, driven by `PortalProcess.move_all`:
+
+    stop_sessions()   freeze input, wait for in-flight input, take each session's state
+                      (reading stops, MCCP2 ends), write out its output
+    send(channel)     (worker thread) the sessions in batches, then the counters; Taken
+    commit()          the new portal holds them: forget them, close what cannot move
+    let_go(channel)   (worker thread) after the ipc listener is closed; Bound
+    undo()            on any failure: every session reads and writes here again
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterable
+
+from portal.handover_frames import (
+    Bound,
+    LetGo,
+    MoveDone,
+    MoveHello,
+    SessionMove,
+    Taken,
+    batches,
+    receive_move,
+    send_move,
+)
+from portal.sessions import PortalSessionHandler
+from portal.telnet_session import TelnetSession
+
+log = logging.getLogger("portal")
+
+RECONNECT = "The portal is being upgraded; please reconnect."
+Moving = tuple[TelnetSession, SessionMove, int]  # the session, its state, its descriptor
+
+
+class MoveFailed(RuntimeError):
+    """A portal hand-over could not go on; the old portal keeps serving."""
+
+
+class HandOut:
+    """One hand-over of `connections` (every open telnet connection; only plain telnet
+    ones move) by the portal whose sessions `handler` holds."""
+
+    def __init__(self, handler: PortalSessionHandler, connections: Iterable[TelnetSession],
+                 timeout: float) -> None:
+        self.handler = handler
+        self.connections = list(connections)
+        self.timeout = timeout
+        self.moves: list[Moving] = []
+        self.clock = Stopwatch()
+
+    def report(self) -> str:
+        return f"{len(self.moves)} connections moved; {self.clock}"
+
+    async def stop_sessions(self) -> None:
+        """Send the server no more input and wait until it answered what it has; stop
+        every plain telnet session and take its state; write out its output (bounded)."""
+        if not await self.handler.freeze_input(self.timeout / 4):
+            raise MoveFailed("input sent to the server was not answered in time")
+        self.clock.lap("in-flight input answered")
+        held = self.handler.held_input()
+        for session in self.connections:
+            if session.protocol_key == "telnet":  # TLS stays until the move is confirmed
+                taken = session.move_out(held)
+                if taken is not None:
+                    self.moves.append((session, *taken))
+        await self._drain_output(self.timeout / 4)
+        self.clock.lap("output written")
+
+    async def _drain_output(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while any(session.output_pending() for session, _, _ in self.moves):
+            if loop.time() > deadline:
+                raise MoveFailed("some players' output could not be written in time")
+            await asyncio.sleep(0.002)
+
+    def send(self, channel: socket.socket) -> None:
+        """(worker thread) Every session with its descriptor, then the counters; the
+        new portal's answer."""
+        send_move(channel, MoveHello(pid=os.getpid()))
+        for batch, fds in batches([(move, fd) for _, move, fd in self.moves]):
+            send_move(channel, batch, fds)
+        next_sessid, next_seq, mode = self.handler.next_ids()
+        send_move(channel, MoveDone(run_id=self.handler.run_id, next_sessid=next_sessid,
+                                    next_seq=next_seq, next_mode=mode,
+                                    sessions=len(self.moves)))
+        frame, _ = receive_move(channel)
+        if not isinstance(frame, Taken) or not frame.ok:
+            why = frame.message if isinstance(frame, Taken) else type(frame).__name__
+            raise MoveFailed(f"the new portal did not take the connections: {why}")
+        self.clock.lap("taken")
+
+    def commit(self) -> None:
+        """The new portal holds them: forget them here; tell the players whose connection
+        cannot move (TLS here; SSH and web sessions too) why, and close it."""
+        for session, _, _ in self.moves:
+            session.moved()
+        self.handler.moved([session for session, _, _ in self.moves])
+        unmoved = {*self.handler.sessions.values(),
+                   *(s for s in self.connections if not s.moved_out)}
+        for left in unmoved:
+            left.disconnect(RECONNECT)
+        late = sum(session.late_output for session, _, _ in self.moves)
+        if late:
+            log.warning("%d bytes of output came while moving and were not written", late)
+
+    def let_go(self, channel: socket.socket) -> None:
+        """(worker thread) Our ipc listener is closed: the new portal may bind it."""
+        send_move(channel, LetGo())
+        frame, _ = receive_move(channel)
+        if not isinstance(frame, Bound) or not frame.ok:
+            why = frame.message if isinstance(frame, Bound) else type(frame).__name__
+            raise MoveFailed(f"the new portal could not listen for the server: {why}")
+        self.clock.lap("ipc socket passed")
+
+    def undo(self) -> None:
+        """The hand-over failed: every session reads and writes here again, with its held
+        input, as if nothing had happened."""
+        for session, move, _ in self.moves:
+            if session.moved_out:  # given away, then the new portal failed: take it back
+                session.moved_out = False
+                self.handler.adopt(session, move.announced, move.input)
+            session.stay()
+        self.handler.adopted()
+        self.handler.thaw_input()
+
+
+class Stopwatch:
+    """Milliseconds per named step, for a hand-over's report."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+        self.laps: list[str] = []
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.laps.append(f"{name} +{(now - self.last) * 1000:.0f} ms")
+        self.last = now
+
+    def __str__(self) -> str:
+        return ", ".join(self.laps)
