@@ -79,6 +79,7 @@ class PortalSessionHandler:
         self._drained = asyncio.Event()  # set while frozen with nothing in flight
         self._on_request = on_request
         self._on_handover = on_handover
+        self.handed_over = False  # old portal: its telnet sessions went to a new portal
         self.auth = AuthRequests()  # SSH logins waiting for the attached server's answer
         self._auth_conn: int | None = None  # the server `auth` sends to
         self.guard = PortalGuard(settings, self.data_in, lambda: list(self.sessions.values()))
@@ -90,6 +91,12 @@ class PortalSessionHandler:
     @property
     def shutting_down(self) -> bool:
         return self.link.state in (LinkState.STOPPING, LinkState.CLOSED)
+
+    @property
+    def coming_back(self) -> bool:
+        """Whether a session closed now may reconnect at once (this portal stops, or hands
+        over to a new one): a web page that is told so reconnects by itself."""
+        return self.shutting_down or self.handed_over
 
     def _snapshot(self, sessid: int) -> SessionData:
         return self.sessions[sessid].get_sync_data()
@@ -339,10 +346,12 @@ class PortalSessionHandler:
 
     def thaw_input(self) -> None:
         """The hand-over failed: input flows to the server again."""
+        self.handed_over = False
         self._apply(self.link.freeze(False))
 
     def moved(self, sessions: list[PortalSession]) -> None:
         """Old portal: these sessions now belong to the new portal; forget them silently."""
+        self.handed_over = True
         sessids = {s.sessid for s in sessions if self.sessions.pop(s.sessid, None) is not None}
         self.link.moved(sessids)
 

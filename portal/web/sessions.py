@@ -145,7 +145,7 @@ class WebSession(PortalSession):
             return
         if reason:
             self.send_text(reason)
-        restarting = self.hub.handler.shutting_down
+        restarting = self.hub.handler.coming_back
         # Evennia's pages and ours close on this; our page reconnects when `restarting`
         self.send_default("connection_close", [reason],
                           {"restarting": True} if restarting else {})

@@ -180,3 +180,31 @@ def test_page_plays_through_reload_and_reboot(game_factory: type[GameRunner],
     asyncio.run(play(game, transport, shot))
     if shot is not None and os.environ.get("HEARTH_SCREENSHOT"):
         shutil.copy(shot, REPO / "docs" / "web-client.png")
+
+
+async def through_reload_portal(game: GameRunner, transport: str) -> None:
+    port = game.status()["ports"]["web"]
+    query = "?ajax" if transport == "ajax" else ""
+    async with browser_page(f"http://127.0.0.1:{port}/{query}") as page:
+        await wait_output(page, "create <username> <password>")
+        await type_line(page, "create webby secret1")
+        await wait_output(page, "Hearth Hall")
+        old_portal = game.pid_of("portal")
+        code, out, _ = await acli(game, "reload-portal")
+        assert code == 0, out
+        assert game.pid_of("portal") != old_portal
+        # a web connection cannot move: the page is told, and comes back by itself
+        await wait_output(page, "The portal is being upgraded; please reconnect.")
+        await page.wait_for_function("hearth.link.opens >= 2", timeout=WAIT_MS)
+        await wait_status(page, "connected")
+        await type_line(page, "connect webby secret1")
+        await wait_status(page, "connected, logged in")
+        await type_line(page, "say after the upgrade")
+        await wait_output(page, 'You say, "after the upgrade"')
+
+
+@pytest.mark.parametrize("transport", ["websocket", "ajax"])
+def test_the_page_comes_back_by_itself_after_reload_portal(game_factory: type[GameRunner],
+                                                          transport: str) -> None:
+    game = web_game(game_factory)
+    asyncio.run(through_reload_portal(game, transport))
