@@ -169,6 +169,12 @@ class StopServer(Frame, frozen=True):
     mode: Mode
 
 
+class Detach(Frame, frozen=True):
+    """The portal hands its players to a new portal (`reload-portal`): send what you have,
+    close this link, hold your output and dial again; a portal of the same run (the new
+    one, or this one if the move failed) takes the held output after the sync."""
+
+
 AuthMethod = Literal["query", "password", "publickey"]
 
 
@@ -271,6 +277,7 @@ GameFrame = (
     | PSync
     | DataIn
     | StopServer
+    | Detach
     | AuthRequest
     | SyncDone
     | SLogin

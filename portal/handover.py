@@ -5,8 +5,11 @@ portal/takeover the new portal's side).
 
 The order, driven by `PortalProcess.move_all`:
 
-    stop_sessions()   freeze input, wait for in-flight input, take each session's state
-                      (reading stops, MCCP2 ends), write out its output
+    freeze()          send the server no more input; wait until it answered what it has
+    detach_server()   (ipc listener closed) the server sends all its output and closes its
+                      link; it holds what comes next and redials: nothing it sends is lost
+    stop_sessions()   take each session's state (reading stops, MCCP2 ends), write out its
+                      output
     send(channel)     (worker thread) the sessions in batches, then the counters; Taken
     commit()          the new portal holds them: forget them, close what cannot move
     let_go(channel)   (worker thread) after the ipc listener is closed; Bound
@@ -61,12 +64,22 @@ class HandOut:
     def report(self) -> str:
         return f"{len(self.moves)} connections moved; {self.clock}"
 
-    async def stop_sessions(self) -> None:
-        """Send the server no more input and wait until it answered what it has; stop
-        every plain telnet session and take its state; write out its output (bounded)."""
+    async def freeze(self) -> None:
+        """Send the server no more input and wait until it answered what it has."""
         if not await self.handler.freeze_input(self.timeout / 4):
             raise MoveFailed("input sent to the server was not answered in time")
         self.clock.lap("in-flight input answered")
+
+    async def detach_server(self) -> None:
+        """(The ipc listener is closed.) The server sends what it has and closes its link;
+        it holds later output for the portal that takes its sessions, new or this one."""
+        if not await self.handler.detach_server(self.timeout / 4):
+            raise MoveFailed("the server did not let go of its link in time")
+        self.clock.lap("server detached")
+
+    async def stop_sessions(self) -> None:
+        """Stop every plain telnet session and take its state; write out its output
+        (bounded)."""
         held = self.handler.held_input()
         for session in self.connections:
             if session.protocol_key == "telnet":  # TLS stays until the move is confirmed

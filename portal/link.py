@@ -40,6 +40,7 @@ from ipc.frames import (
     CommandCount,
     DataIn,
     DataOut,
+    Detach,
     Frame,
     Heartbeat,
     InputItem,
@@ -655,6 +656,15 @@ class Link:
         self.frozen = frozen
         if not frozen and self.pending and self.state is LinkState.ATTACHED:
             self._want_pump()
+        return self._take()
+
+    def detach(self) -> list[Effect]:
+        """Old portal, input frozen and answered: ask the attached server to send what it
+        has and close; its output waits in the server until it attaches again. Tell
+        nobody the game restarts meanwhile. The link is NONE once the server closed."""
+        self.quiet = True
+        if self.server is not None and self.state is LinkState.ATTACHED:
+            self._send(Detach(), urgent=True, flush=True)
         return self._take()
 
     def moved(self, sessids: set[int]) -> None:

@@ -298,10 +298,12 @@ class PortalProcess(ChildProcess):
         with channel:
             self.stop_accepting()
             try:
+                await out.freeze()
+                self.close_ipc_listener()
+                await out.detach_server()
                 await out.stop_sessions()
                 await asyncio.to_thread(out.send, channel)
                 out.commit()
-                self.close_ipc_listener()
                 await asyncio.to_thread(out.let_go, channel)
             except Exception as exc:  # whatever went wrong, the old portal serves on
                 if not isinstance(exc, (MoveFailed, OSError, ValueError)):

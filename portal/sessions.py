@@ -77,6 +77,7 @@ class PortalSessionHandler:
         self._timer: asyncio.TimerHandle | None = None
         self._server_gone = asyncio.Event()
         self._drained = asyncio.Event()  # set while frozen with nothing in flight
+        self._detached = asyncio.Event()  # set when no server is attached any more
         self._on_request = on_request
         self._on_handover = on_handover
         self.handed_over = False  # old portal: its telnet sessions went to a new portal
@@ -315,6 +316,8 @@ class PortalSessionHandler:
         if self._conns.pop(conn_id, None) is not None:
             log.info("server %s closed: %s", conn.state.get("pid"), reason)
             self._apply(self.link.server_closed(conn_id, reason))
+            if self.link.server is None:
+                self._detached.set()
 
     def handover(self, mode: Mode, standby_pid: int) -> None:
         """Supervisor: stop the attached server with `mode`, then attach the standby."""
@@ -340,6 +343,20 @@ class PortalSessionHandler:
             return True
         try:
             await asyncio.wait_for(self._drained.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def detach_server(self, timeout: float) -> bool:
+        """Old portal, input frozen and answered: have the attached server send all it
+        has and close its link (it holds its output and redials); True once it closed,
+        False if it did not within `timeout`."""
+        if self.link.server is None:
+            return True
+        self._detached.clear()
+        self._apply(self.link.detach())
+        try:
+            await asyncio.wait_for(self._detached.wait(), timeout)
         except TimeoutError:
             return False
         return True

@@ -29,6 +29,8 @@ from ipc.frames import (
     AuthRequest,
     ControlFrame,
     DataIn,
+    Detach,
+    Frame,
     GameFrame,
     Heartbeat,
     Hello,
@@ -63,6 +65,7 @@ log = logging.getLogger("server")
 EXIT_START_FAILED = 3
 EXIT_REFUSED = 4
 EXIT_PORTAL_GONE = 75
+HOLD_MAX_FRAMES = 10_000  # output held while the portal moves; beyond it, dropped (logged)
 TAKEN_OVER = ("|rYour account was just logged in from another connection ({address}); "
               "this one is closed.|n")
 
@@ -169,6 +172,10 @@ class ServerProcess(ChildProcess):
         self.stopping = False
         self.ready_sent = False
         self.attached_before = False  # a re-attach (after a portal restart) runs no start hook
+        # while the portal moves (Detach): frames for the portal, and the run they belong to
+        self.held: list[Frame] | None = None
+        self.held_run = ""
+        self.held_dropped = 0
 
     async def main(self) -> int:
         env = self.env
@@ -226,6 +233,11 @@ class ServerProcess(ChildProcess):
     def _send(self, frame: Any) -> None:
         if self.link is not None:
             self.link.send(frame)
+        elif self.held is not None:
+            if len(self.held) < HOLD_MAX_FRAMES:
+                self.held.append(frame)
+            else:
+                self.held_dropped += 1
 
     def _flush(self) -> None:
         if self.link is not None:
@@ -250,6 +262,8 @@ class ServerProcess(ChildProcess):
                 self.spawn(self.answer_auth(frame))
             case StopServer(mode=mode):
                 self.spawn(self.stop(mode))
+            case Detach():
+                self.detach()
             case Welcome():
                 if self.env.standby:
                     self.report_ready({"standby": True})
@@ -272,7 +286,37 @@ class ServerProcess(ChildProcess):
             self.handler.run_hooks(hook)
         self.attached_before = True
         self._send(SyncDone())
+        self.send_held(frame.run_id)
         self.report_ready({"attached": True, "sessions": len(sessions)})
+
+    def detach(self) -> None:
+        """The portal moves its players to a new portal: send what we have, close the
+        link, hold what the game sends meanwhile, and dial until a portal answers."""
+        self.handler.flush()
+        link, self.link = self.link, None
+        if link is None or self.stopping:
+            return
+        self.held, self.held_run, self.held_dropped = [], self.handler.run_id, 0
+        link.close("the portal is moving")
+        log.info("the portal is moving; holding output until it is back")
+        self.spawn(self.redial())
+
+    def send_held(self, run_id: str) -> None:
+        """Attached again: what was held goes out, if this portal has the same sessions."""
+        held, self.held = self.held, None
+        if not held and not self.held_dropped:
+            return
+        if run_id != self.held_run:
+            log.warning("a portal of another run attached; %d held frames dropped",
+                        len(held or []))
+            return
+        for frame in held or []:
+            self._send(frame)
+        self._flush()
+        if self.held_dropped:
+            log.warning("%d frames of output were dropped while the portal moved (over %d)",
+                        self.held_dropped, HOLD_MAX_FRAMES)
+        log.info("%d held frames sent to the portal", len(held or []))
 
     async def answer_auth(self, request: AuthRequest) -> None:
         """An SSH login question from the portal (it resends it if we die first)."""
@@ -326,16 +370,18 @@ class ServerProcess(ChildProcess):
         self.spawn(self.redial())
 
     async def redial(self) -> None:
-        """The portal died: dial its socket again until the supervisor's next portal answers
-        (bounded by `start_timeout`); it sends a new run_id, so the old sessions go."""
+        """The portal died or moves: dial its socket again until a portal answers (bounded
+        by `start_timeout`). One that moved keeps the run_id and so our sessions; the
+        supervisor's next portal after a crash sends a new run_id, and the old ones go."""
         timeout = self.settings.supervisor.start_timeout
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        started = loop.time()
         while not self.stopping and not self.done.done() and loop.time() < deadline:
             try:
                 await self.dial_portal()
-            except OSError:
-                await asyncio.sleep(0.2)
+            except OSError:  # soon at first: a moving portal is back within milliseconds
+                await asyncio.sleep(0.01 if loop.time() - started < 1.0 else 0.2)
                 continue
             log.info("portal link open again")
             return

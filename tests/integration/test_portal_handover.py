@@ -461,3 +461,61 @@ def test_web_and_ssh_players_are_told_and_both_ports_serve_after(
 
     asyncio.run(scenario())
     swapped(game, old_portal, server)
+
+
+# ---------------------------------------------------------------- output during the move
+
+TICKS = 1500
+TICK_COMMAND = '''
+
+import asyncio as _asyncio
+
+
+@command("ticks", logged_in=None, help="ticks N - say tick 0..N-1, one every 2 ms (test).")
+def ticks(ctx: Context) -> None:
+    session, total = ctx.session, int(ctx.args or "0")
+    loop = _asyncio.get_running_loop()
+
+    def tick(n: int) -> None:
+        session.msg(f"tick {n}")
+        if n + 1 < total:
+            loop.call_later(0.002, tick, n + 1)
+
+    tick(0)
+'''
+
+
+@pytest.mark.parametrize("how", ["moved", "fail-bind"])
+def test_output_the_game_sends_during_the_move_reaches_the_player(
+        game_factory: type[GameRunner], monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    """Timer-driven output (a combat round, the weather) keeps coming while the portal
+    moves: the server holds it while it has no portal and sends it to the new one (or
+    to the old one again, when the new one fails after the old one let go)."""
+    if how != "moved":
+        monkeypatch.setenv(TEST_TAKEOVER, how)
+    game = game_factory()
+    with (game.dir / "commands.py").open("a") as handle:
+        handle.write(TICK_COMMAND)
+    game.start()
+    old_portal, server = game.pid_of("portal"), game.pid_of("server")
+
+    async def scenario() -> None:
+        alice = MudClient("alice")
+        await alice.connect(game.port)
+        await alice.login("alice")
+        alice.send(f"ticks {TICKS}")
+        await alice.expect("tick 10$", TIMEOUT)
+        code, output = await asyncio.to_thread(reload_portal, game)
+        assert (code == 0) == (how == "moved"), output
+        await alice.expect(f"tick {TICKS - 1}$", TIMEOUT)
+        ticks = [int(n) for n in re.findall(r"^tick (\d+)$", "\n".join(alice.lines), re.M)]
+        missing = sorted(set(range(TICKS)) - set(ticks))
+        assert ticks == list(range(TICKS)), f"missing {missing[:20]}, {len(ticks)} ticks"
+        alice.close()
+
+    asyncio.run(scenario())
+    if how == "moved":
+        swapped(game, old_portal, server)
+    else:
+        assert game.pid_of("portal") == old_portal
+        assert game.pid_of("server") == server

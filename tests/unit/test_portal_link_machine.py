@@ -19,6 +19,7 @@ from hypothesis.stateful import (
 from ipc.frames import (
     Ack,
     DataIn,
+    Detach,
     InputItem,
     PConn,
     PDisconn,
@@ -223,6 +224,25 @@ class LinkMachine(RuleBasedStateMachine):
         self.apply(self.link.receive_frame(server.conn, ServerStopped(mode="reload")))
         del self.servers[server.conn]
         self.apply(self.link.server_closed(server.conn, "stopped"))
+
+    @precondition(lambda self: not self.link.inflight)
+    @rule()
+    def portal_move_detaches_then_fails(self) -> None:
+        """reload-portal on this (old) portal: input frozen and answered, the server is
+        asked to detach and closes; the move fails and input flows again (the server
+        dials back through `server_says_hello`)."""
+        self.apply(self.link.freeze(True))
+        server = self.attached_server()
+        effects = self.link.detach()
+        assert self.link.quiet
+        self.apply(effects)
+        asked = [e for e in effects if isinstance(e, Send) and isinstance(e.frame, Detach)]
+        assert bool(asked) == (server is not None and self.link.state is LinkState.ATTACHED)
+        if asked and server is not None:
+            del self.servers[server.conn]
+            self.apply(self.link.server_closed(server.conn, "detached"))
+            assert self.link.state is LinkState.NONE
+        self.apply(self.link.freeze(False))
 
     @rule(seconds=st.sampled_from([0.5, 5.0, 60.0]))
     def time_passes(self, seconds: float) -> None:
