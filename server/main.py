@@ -231,13 +231,13 @@ class ServerProcess(ChildProcess):
         self._send(AdminRequest(action=action, sessid=sessid))
 
     def _send(self, frame: Any) -> None:
-        if self.link is not None:
-            self.link.send(frame)
-        elif self.held is not None:
+        if self.held is not None:  # until the sync is done, even on a new link: in order
             if len(self.held) < HOLD_MAX_FRAMES:
                 self.held.append(frame)
             else:
                 self.held_dropped += 1
+        elif self.link is not None:
+            self.link.send(frame)
 
     def _flush(self) -> None:
         if self.link is not None:
@@ -285,13 +285,16 @@ class ServerProcess(ChildProcess):
         if hook and not self.attached_before:
             self.handler.run_hooks(hook)
         self.attached_before = True
+        held, self.held = self.held, None
         self._send(SyncDone())
-        self.send_held(frame.run_id)
+        if held is not None:
+            self.send_held(held, frame.run_id)
         self.report_ready({"attached": True, "sessions": len(sessions)})
 
     def detach(self) -> None:
         """The portal moves its players to a new portal: send what we have, close the
-        link, hold what the game sends meanwhile, and dial until a portal answers."""
+        link, hold what the game sends until a portal has synced with us again (even on
+        the new link, so nothing overtakes it), and dial until a portal answers."""
         self.handler.flush()
         link, self.link = self.link, None
         if link is None or self.stopping:
@@ -301,22 +304,19 @@ class ServerProcess(ChildProcess):
         log.info("the portal is moving; holding output until it is back")
         self.spawn(self.redial())
 
-    def send_held(self, run_id: str) -> None:
-        """Attached again: what was held goes out, if this portal has the same sessions."""
-        held, self.held = self.held, None
-        if not held and not self.held_dropped:
-            return
+    def send_held(self, held: list[Frame], run_id: str) -> None:
+        """Attached again (SyncDone sent): what was held goes out, in order, if this
+        portal has the same sessions."""
         if run_id != self.held_run:
-            log.warning("a portal of another run attached; %d held frames dropped",
-                        len(held or []))
+            log.warning("a portal of another run attached; %d held frames dropped", len(held))
             return
-        for frame in held or []:
+        for frame in held:
             self._send(frame)
         self._flush()
         if self.held_dropped:
             log.warning("%d frames of output were dropped while the portal moved (over %d)",
                         self.held_dropped, HOLD_MAX_FRAMES)
-        log.info("%d held frames sent to the portal", len(held or []))
+        log.info("%d held frames sent to the portal", len(held))
 
     async def answer_auth(self, request: AuthRequest) -> None:
         """An SSH login question from the portal (it resends it if we die first)."""
