@@ -83,11 +83,11 @@ class TelnetSession(asyncio.Protocol, PortalSession):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self.gone = asyncio.get_running_loop().create_future()
+        if self.moved_in is not None:  # adopted already (`adopt`); `go_live` starts it
+            return  # (TCP_NODELAY is the socket's own: the old portal set it)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.moved_in is not None:  # adopted already (`adopt`); `go_live` starts it
-            return
         peer = transport.get_extra_info("peername")
         address = peer[0] if isinstance(peer, tuple) else str(peer)
         refusal = self._handler.admit(address)

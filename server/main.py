@@ -381,7 +381,7 @@ class ServerProcess(ChildProcess):
             try:
                 await self.dial_portal()
             except OSError:  # soon at first: a moving portal is back within milliseconds
-                await asyncio.sleep(0.01 if loop.time() - started < 1.0 else 0.2)
+                await asyncio.sleep(0.002 if loop.time() - started < 1.0 else 0.2)
                 continue
             log.info("portal link open again")
             return
