@@ -107,10 +107,7 @@ class HandOut:
         send_move(channel, MoveDone(run_id=self.handler.run_id, next_sessid=next_sessid,
                                     next_seq=next_seq, next_mode=mode,
                                     sessions=len(self.moves)))
-        frame, _ = receive_move(channel)
-        if not isinstance(frame, Taken) or not frame.ok:
-            why = frame.message if isinstance(frame, Taken) else type(frame).__name__
-            raise MoveFailed(f"the new portal did not take the connections: {why}")
+        expect_ok(channel, Taken, "the new portal did not take the connections")
         self.clock.lap("taken")
 
     def commit(self) -> None:
@@ -130,10 +127,7 @@ class HandOut:
     def let_go(self, channel: socket.socket) -> None:
         """(worker thread) Our ipc listener is closed: the new portal may bind it."""
         send_move(channel, LetGo())
-        frame, _ = receive_move(channel)
-        if not isinstance(frame, Bound) or not frame.ok:
-            why = frame.message if isinstance(frame, Bound) else type(frame).__name__
-            raise MoveFailed(f"the new portal could not listen for the server: {why}")
+        expect_ok(channel, Bound, "the new portal could not listen for the server")
         self.clock.lap("ipc socket passed")
 
     def undo(self) -> None:
@@ -146,6 +140,14 @@ class HandOut:
             session.stay()
         self.handler.adopted()
         self.handler.thaw_input()
+
+
+def expect_ok(channel: socket.socket, kind: type[Taken] | type[Bound], failure: str) -> None:
+    """(worker thread) The new portal's answer must be `kind` with ok; MoveFailed if not."""
+    frame, _ = receive_move(channel)
+    if not isinstance(frame, kind) or not frame.ok:
+        why = frame.message if isinstance(frame, kind) else type(frame).__name__
+        raise MoveFailed(f"{failure}: {why}")
 
 
 class Stopwatch:
