@@ -8,9 +8,11 @@ The order, driven by `PortalProcess.move_all`:
     freeze()          send the server no more input; wait until it answered what it has
     detach_server()   (ipc listener closed) the server sends all its output and closes its
                       link; it holds what comes next and redials: nothing it sends is lost
-    stop_sessions()   take each session's state (reading stops, MCCP2 ends), write out its
-                      output
-    send(channel)     (worker thread) the sessions in batches, then the counters; Taken
+    stop_sessions()   take each session's state (reading stops, MCCP2 ends)
+    send_while_draining(channel)
+                      the sessions in batches, then the counters, until Taken (a worker
+                      thread); meanwhile the output already rendered is written out (the
+                      new portal writes nothing before Bound, so the bytes cannot mix)
     commit()          the new portal holds them: forget them, close what cannot move
     let_go(channel)   (worker thread) after the ipc listener is closed; Bound
     undo()            on any failure: every session reads and writes here again
@@ -19,11 +21,13 @@ The order, driven by `PortalProcess.move_all`:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 import os
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from portal.handover_frames import (
     Bound,
@@ -77,17 +81,26 @@ class HandOut:
             raise MoveFailed("the server did not let go of its link in time")
         self.clock.lap("server detached")
 
-    async def stop_sessions(self) -> None:
-        """Stop every plain telnet session and take its state; write out its output
-        (bounded)."""
+    def stop_sessions(self) -> None:
+        """Stop every plain telnet session and take its state."""
         held = self.handler.held_input()
         for session in self.connections:
             if session.protocol_key == "telnet":  # TLS stays until the move is confirmed
                 taken = session.move_out(held)
                 if taken is not None:
                     self.moves.append((session, *taken))
-        await self._drain_output(self.timeout / 4)
-        self.clock.lap("output written")
+        self.clock.lap("sessions stopped")
+
+    async def send_while_draining(self, channel: socket.socket) -> None:
+        """`send` in a worker thread while the sessions' output is written out (bounded);
+        both are done when this returns, or the first failure is raised."""
+        results = await asyncio.gather(asyncio.to_thread(self.send, channel),
+                                       self._drain_output(self.timeout / 4),
+                                       return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        self.clock.lap("taken, output written")
 
     async def _drain_output(self, timeout: float) -> None:
         loop = asyncio.get_running_loop()
@@ -108,7 +121,6 @@ class HandOut:
                                     next_seq=next_seq, next_mode=mode,
                                     sessions=len(self.moves)))
         expect_ok(channel, Taken, "the new portal did not take the connections")
-        self.clock.lap("taken")
 
     def commit(self) -> None:
         """The new portal holds them: forget them here; tell the players whose connection
@@ -148,6 +160,20 @@ def expect_ok(channel: socket.socket, kind: type[Taken] | type[Bound], failure: 
     if not isinstance(frame, kind) or not frame.ok:
         why = frame.message if isinstance(frame, kind) else type(frame).__name__
         raise MoveFailed(f"{failure}: {why}")
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while players wait on a hand-over (a full collection
+    in a portal with thousands of sessions takes tens of milliseconds); it runs after.
+    Every step inside is bounded by a timeout."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 class Stopwatch:

@@ -32,7 +32,7 @@ from ipc.frames import (
 )
 from ipc.settings import Settings, runtime_paths
 from portal import ssh
-from portal.handover import HandOut, MoveFailed, Stopwatch
+from portal.handover import HandOut, MoveFailed, Stopwatch, gc_paused
 from portal.handover_frames import (
     Bound,
     LetGo,
@@ -276,7 +276,8 @@ class PortalProcess(ChildProcess):
             return
         self.moving = True
         try:
-            ok, message = await self.move_all(path)
+            with gc_paused():
+                ok, message = await self.move_all(path)
         except Exception as exc:  # a bug must not leave players frozen
             log.exception("hand-over to the new portal failed")
             ok, message = False, f"the old portal failed: {exc!r}"
@@ -301,8 +302,8 @@ class PortalProcess(ChildProcess):
                 await out.freeze()
                 self.close_ipc_listener()
                 await out.detach_server()
-                await out.stop_sessions()
-                await asyncio.to_thread(out.send, channel)
+                out.stop_sessions()
+                await out.send_while_draining(channel)
                 out.commit()
                 await asyncio.to_thread(out.let_go, channel)
             except Exception as exc:  # whatever went wrong, the old portal serves on
@@ -346,9 +347,25 @@ class PortalProcess(ChildProcess):
         self.control.send(Ready(info={"takeover": True}))
         loop = asyncio.get_running_loop()
         listener.setblocking(False)
-        channel, _ = await loop.sock_accept(listener)
-        listener.close()
-        os.unlink(path)
+        timeout = self.settings.supervisor.reload_timeout
+        try:
+            channel, _ = await asyncio.wait_for(loop.sock_accept(listener), timeout)
+        except TimeoutError:
+            log.error("the old portal did not dial in within %.0fs; exiting", timeout)
+            return EXIT_TAKEOVER_FAILED
+        finally:
+            listener.close()
+            os.unlink(path)
+        with gc_paused():
+            takeover = await self.take_connections(channel)
+        if takeover is None:
+            return EXIT_TAKEOVER_FAILED
+        self.control.send(Ready(info={"ports": self.ports, "run_id": self.handler.run_id}))
+        return await self.done
+
+    async def take_connections(self, channel: socket.socket) -> TakeOver | None:
+        """Adopt the old portal's connections, bind once it let go, go live; None if the
+        hand-over failed (the old portal goes on serving)."""
         clock = Stopwatch()
         timeout = self.settings.supervisor.reload_timeout
         takeover = TakeOver(self.handler, self.telnet_session,
@@ -359,17 +376,16 @@ class PortalProcess(ChildProcess):
                 clock.lap("received and adopted")
                 channel.settimeout(timeout)
                 if not await self.bind_after_old(channel, refusal):
-                    return EXIT_TAKEOVER_FAILED
+                    return None
             except (OSError, ValueError) as exc:  # TimeoutError is an OSError
                 log.error("the hand-over failed: %s", exc)
-                return EXIT_TAKEOVER_FAILED
+                return None
             clock.lap("let go and bound")
         await takeover.go_live()
         clock.lap("live")
-        self.control.send(Ready(info={"ports": self.ports, "run_id": self.handler.run_id}))
-        log.info("portal took over %d connections (%s); ready: %s", len(takeover.adopted), clock,
-                 self.ports)
-        return await self.done
+        log.info("portal took over %d connections (%s); ready: %s", len(takeover.adopted),
+                 clock, self.ports)
+        return takeover
 
     async def bind_after_old(self, channel: socket.socket, refusal: str) -> bool:
         """Tell the old portal we hold the connections (or `refusal`); once it let go of
