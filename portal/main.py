@@ -270,7 +270,7 @@ class PortalProcess(ChildProcess):
 
     async def hand_out(self, path: str) -> None:
         """Move every plain telnet connection to the new portal at `path` (see
-        portal/handover_frames); tell the supervisor how it went; exit once it is done.
+        portal/handover); tell the supervisor how it went; exit once it is done.
         On any failure before the new portal is bound, go on serving as before."""
         if self.moving:
             return

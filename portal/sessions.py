@@ -353,6 +353,8 @@ class PortalSessionHandler:
         False if it did not within `timeout`."""
         if self.link.server is None:
             return True
+        if self.link.state is not LinkState.ATTACHED:  # attaching: not now
+            return False
         self._detached.clear()
         self._apply(self.link.detach())
         try:

@@ -295,10 +295,10 @@ class ServerProcess(ChildProcess):
         """The portal moves its players to a new portal: send what we have, close the
         link, hold what the game sends until a portal has synced with us again (even on
         the new link, so nothing overtakes it), and dial until a portal answers."""
+        if self.link is None or self.stopping:  # (a stop under way keeps its link)
+            return
         self.handler.flush()
         link, self.link = self.link, None
-        if link is None or self.stopping:
-            return
         self.held, self.held_run, self.held_dropped = [], self.handler.run_id, 0
         link.close("the portal is moving")
         log.info("the portal is moving; holding output until it is back")
