@@ -36,6 +36,7 @@ MOVE_VERSION = 2
 # A session bigger than one message (huge server_data) is not moved.
 MAX_MESSAGE = 160 * 1024  # under the default socket buffer (net.core.wmem_max)
 MAX_FDS = 250  # descriptors per message (the kernel's SCM_MAX_FD is 253)
+BATCH_ENVELOPE = 64  # bytes a SessionBatch adds around its moves (tag, key, list header)
 
 
 class TelnetState(msgspec.Struct, kw_only=True):
@@ -156,14 +157,14 @@ def batches(moves: Sequence[tuple[SessionMove, int]]) -> Iterator[tuple[SessionB
     order. ValueError for a session too big to move."""
     group: list[SessionMove] = []
     fds: list[int] = []
-    size = 16  # the batch's own envelope
+    size = BATCH_ENVELOPE
     for move, fd in moves:
         length = len(encode_move(move))
-        if length + 16 > MAX_MESSAGE:
+        if length + BATCH_ENVELOPE > MAX_MESSAGE:
             raise ValueError(f"session {move.session.sessid}: {length} bytes is too big to move")
         if group and (len(group) >= MAX_FDS or size + length > MAX_MESSAGE):
             yield SessionBatch(moves=group), fds
-            group, fds, size = [], [], 16
+            group, fds, size = [], [], BATCH_ENVELOPE
         group.append(move)
         fds.append(fd)
         size += length
@@ -172,8 +173,10 @@ def batches(moves: Sequence[tuple[SessionMove, int]]) -> Iterator[tuple[SessionB
 
 
 # ---------------------------------------------------------------- the channel (blocking)
-# Both ends run these in a worker thread (`asyncio.to_thread`): a seqpacket socket with
-# descriptors has no asyncio API, and the loop must go on heartbeating meanwhile.
+# The old portal runs these in a worker thread (`asyncio.to_thread`): a seqpacket socket
+# with descriptors has no asyncio API, and the loop must go on heartbeating meanwhile. The
+# new portal reads the connections on its loop (portal/takeover.MoveReceiver, non-blocking)
+# and the short exchange after them in a worker thread.
 
 
 def listen_channel(path: str) -> socket.socket:

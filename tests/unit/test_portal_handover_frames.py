@@ -340,3 +340,14 @@ def test_input_over_the_parser_budget_moves_too() -> None:
         new.receive_more()
     assert [e for e in new.events_received() if isinstance(e, LineReceived)] == [
         LineReceived("ping one"), LineReceived("ping two")]
+
+
+def test_a_batch_at_the_size_limit_still_fits_one_message() -> None:
+    """Two sessions whose sizes add up to just under MAX_MESSAGE: the batch's own bytes
+    (tag, key, list header) must not push the message over it."""
+    base = len(encode_move(small_move(1, {"notes": ""})))
+    for spare in range(0, 48, 2):  # how far under the limit the two add up
+        pad = (MAX_MESSAGE - spare) // 2 - base
+        moves = [(small_move(n, {"notes": "x" * pad}), n) for n in (1, 2)]
+        for batch, _ in batches(moves):
+            assert len(encode_move(batch)) <= MAX_MESSAGE, spare
