@@ -456,6 +456,34 @@ class PingClient(asyncio.Protocol):
             self.transport.close()
 
 
+async def flood(port: int, chunk: bytes, seconds: float, greeting: bytes = b"") -> int:
+    """One hostile connection: send `greeting`, then write `chunk` over and over for
+    `seconds` (bounded waits), reading and discarding whatever comes back; the bytes the
+    portal took (written minus what was still buffered here at the end)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(greeting)
+
+    async def discard() -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while await reader.read(65536):
+                pass
+
+    reading = asyncio.create_task(discard())
+    sent, end = 0, time.monotonic() + seconds
+    try:
+        while (left := end - time.monotonic()) > 0:
+            writer.write(chunk)
+            sent += len(chunk)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(writer.drain(), left)
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
+        reading.cancel()
+    return sent - writer.transport.get_write_buffer_size()
+
+
 async def open_clients(port: int, count: int, *, prefix: str = "c", closed_loop: bool = False,
                        concurrency: int = 64, timeout: float = 120.0, greeted: bool = True,
                        host: str = "127.0.0.1") -> list[PingClient]:

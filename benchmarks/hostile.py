@@ -29,7 +29,7 @@ from typing import Any
 import psutil
 import uvloop
 
-from benchmarks.client import REPO, GameRunner, PingClient, percentile
+from benchmarks.client import REPO, GameRunner, PingClient, flood, percentile
 from benchmarks.report import Checks, add_targets_option, table, temp_dir, write_json
 
 IAC, DONT, DO, SB, SE, NOP = 255, 254, 253, 250, 240, 241
@@ -55,29 +55,9 @@ FLOOD_WORKERS = 8  # concurrent connect-and-close loops
 
 
 async def attack_stream(port: int, chunk: bytes, seconds: float) -> dict[str, Any]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    if chunk is STREAMS["gmcp_poison"]:
-        writer.write(bytes((IAC, DO, GMCP)))  # agree to the portal's GMCP offer
-
-    async def discard() -> None:
-        with contextlib.suppress(ConnectionError, OSError):
-            while await reader.read(65536):
-                pass
-
-    reading = asyncio.create_task(discard())
-    sent, end = 0, time.monotonic() + seconds
-    try:
-        while (left := end - time.monotonic()) > 0:
-            writer.write(chunk)
-            sent += len(chunk)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(writer.drain(), left)
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        writer.close()
-        reading.cancel()
-    return {"bytes_written": sent - writer.transport.get_write_buffer_size()}
+    # gmcp_poison first agrees to the portal's GMCP offer
+    greeting = bytes((IAC, DO, GMCP)) if chunk is STREAMS["gmcp_poison"] else b""
+    return {"bytes_written": await flood(port, chunk, seconds, greeting)}
 
 
 async def attack_slowloris(port: int, seconds: float) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from benchmarks.client import DO, DONT, IAC, SB, SE, GameRunner, MudClient
+from benchmarks.client import DO, DONT, IAC, SB, SE, GameRunner, MudClient, flood
 
 BOUND = 8.0  # seconds: the longest any witness ping may wait (loaded 2-core machine)
 ATTACK = 4.0  # seconds each attack streams (longer than the 3 s hang timeout)
@@ -78,31 +78,8 @@ async def stream(port: int, chunk: bytes, seconds: float = ATTACK,
                  connections: int = 1) -> int:
     """Write `chunk` over and over for `seconds` on each connection, reading and discarding
     whatever comes back; the bytes the portal took."""
-
-    async def one() -> int:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-
-        async def discard() -> None:
-            with contextlib.suppress(ConnectionError, OSError):
-                while await reader.read(65536):
-                    pass
-
-        reading = asyncio.create_task(discard())
-        sent, end = 0, time.monotonic() + seconds
-        try:
-            while (left := end - time.monotonic()) > 0:
-                writer.write(chunk)
-                sent += len(chunk)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(writer.drain(), left)
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.close()
-            reading.cancel()
-        return sent
-
-    return sum(await asyncio.gather(*(one() for _ in range(connections))))
+    return sum(await asyncio.gather(*(flood(port, chunk, seconds)
+                                      for _ in range(connections))))
 
 
 def run_attack(game: GameRunner, chunk: bytes, connections: int = 1) -> None:

@@ -287,6 +287,16 @@ def test_inetutils_telnet_lives_through_reload_portal(
 # ---------------------------------------------------------------- TLS
 
 
+async def read_until(reader: asyncio.StreamReader, needle: bytes) -> bytes:
+    """Read (each read bounded by TIMEOUT) until `needle` came; everything read."""
+    data = b""
+    while needle not in data:
+        chunk = await asyncio.wait_for(reader.read(65536), TIMEOUT)
+        assert chunk, data[-300:]
+        data += chunk
+    return data
+
+
 def test_a_tls_client_is_told_to_reconnect(game_factory: type[GameRunner]) -> None:
     game = started(game_factory)
     old_portal, server = game.pid_of("portal"), game.pid_of("server")
@@ -296,11 +306,7 @@ def test_a_tls_client_is_told_to_reconnect(game_factory: type[GameRunner]) -> No
         reader, writer = await asyncio.wait_for(asyncio.open_connection(
             "127.0.0.1", port, ssl=context, server_hostname="localhost"), TIMEOUT)
         writer.write(b"ping over tls\r\n")
-        data = b""
-        while b"pong over tls" not in data:
-            chunk = await asyncio.wait_for(reader.read(65536), TIMEOUT)
-            assert chunk, data[-300:]
-            data += chunk
+        data = await read_until(reader, b"pong over tls")
         code, output = await asyncio.to_thread(reload_portal, game)
         assert code == 0, output
         while chunk := await asyncio.wait_for(reader.read(65536), TIMEOUT):
@@ -311,11 +317,7 @@ def test_a_tls_client_is_told_to_reconnect(game_factory: type[GameRunner]) -> No
         reader, writer = await asyncio.wait_for(asyncio.open_connection(
             "127.0.0.1", port, ssl=context, server_hostname="localhost"), TIMEOUT)
         writer.write(b"ping again\r\n")
-        data = b""
-        while b"pong again" not in data:
-            chunk = await asyncio.wait_for(reader.read(65536), TIMEOUT)
-            assert chunk, data[-300:]
-            data += chunk
+        await read_until(reader, b"pong again")
         writer.close()
 
     asyncio.run(scenario())
