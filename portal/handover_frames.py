@@ -175,7 +175,7 @@ def batches(moves: Sequence[tuple[SessionMove, int]]) -> Iterator[tuple[SessionB
 # ---------------------------------------------------------------- the channel (blocking)
 # The old portal runs these in a worker thread (`asyncio.to_thread`): a seqpacket socket
 # with descriptors has no asyncio API, and the loop must go on heartbeating meanwhile. The
-# new portal reads the connections on its loop (portal/takeover.MoveReceiver, non-blocking)
+# new portal reads the connections on its loop (portal/move/takeover.MoveReceiver, non-blocking)
 # and the short exchange after them in a worker thread.
 
 

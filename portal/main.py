@@ -31,8 +31,8 @@ from ipc.frames import (
     Shutdown,
 )
 from ipc.settings import Settings, runtime_paths
-from portal import ssh
-from portal.handover import HandOut, MoveFailed, Stopwatch, gc_paused
+from portal.ssh import server as ssh
+from portal.move.handover import HandOut, MoveFailed, Stopwatch, gc_paused
 from portal.handover_frames import (
     Bound,
     LetGo,
@@ -44,8 +44,8 @@ from portal.handover_frames import (
 )
 from portal.link import LinkState
 from portal.sessions import MSG_DOWN, PortalSessionHandler
-from portal.takeover import TakeOver
-from portal.telnet_session import TelnetSession
+from portal.move.takeover import TakeOver
+from portal.telnet.session import TelnetSession
 from portal.tls import certificate_paths, server_context
 from portal.web.server import WebServer
 
@@ -270,7 +270,7 @@ class PortalProcess(ChildProcess):
 
     async def hand_out(self, path: str) -> None:
         """Move every plain telnet connection to the new portal at `path` (see
-        portal/handover); tell the supervisor how it went; exit once it is done.
+        portal/move/handover); tell the supervisor how it went; exit once it is done.
         On any failure before the new portal is bound, go on serving as before."""
         if self.moving:
             return

@@ -49,7 +49,7 @@ from portal.link import (
     Tell,
 )
 from portal.session import PortalSession
-from portal.ssh_auth import AuthRequests
+from portal.auth import AuthRequests
 
 log = logging.getLogger(__name__)
 

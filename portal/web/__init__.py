@@ -2,4 +2,6 @@
 
 `http` (h11) and `ajax` and `wire` and `html` are sans-I/O; `sessions` holds the web
 sessions and their takeover rule; `server` is the asyncio shell; `static` the page.
+Imports the shared floor (`portal.*` modules, `portal.oob`) and `ipc`; never another door
+(`portal.telnet`, `portal.ssh`) nor `portal.move`.
 """

@@ -22,7 +22,7 @@ from typing import Any, Final
 import msgspec
 
 from portal.colour import render, strip
-from portal.telnet import _decode_gmcp, _encode_gmcp  # one GMCP mapping for every protocol
+from portal.oob import decode_gmcp, encode_gmcp  # one GMCP mapping for every door
 from portal.web.html import escape_text, to_html
 
 Input = tuple[str, list[Any], dict[str, Any]]
@@ -131,7 +131,7 @@ class Terminal:
 
 def _gmcp_input(text: str) -> Input | None:
     try:
-        event = _decode_gmcp(text.encode("utf-8"))
+        event = decode_gmcp(text.encode("utf-8"))
     except ValueError:
         return None
     return event.cmdname, event.args, event.kwargs
@@ -150,7 +150,7 @@ class GmcpStandard(Terminal):
         if cmdname == "options":
             return None
         kwargs = {k: v for k, v in kwargs.items() if k != "options"}
-        return _encode_gmcp(cmdname, args, kwargs).decode("utf-8")
+        return encode_gmcp(cmdname, args, kwargs).decode("utf-8")
 
 
 class JsonStandard(Terminal):
@@ -198,7 +198,7 @@ class JsonStandard(Terminal):
         if cmdname == "options":
             return None
         kwargs = {k: v for k, v in kwargs.items() if k != "options"}
-        package, _, data = _encode_gmcp(cmdname, args, kwargs).decode("utf-8").partition(" ")
+        package, _, data = encode_gmcp(cmdname, args, kwargs).decode("utf-8").partition(" ")
         return json.dumps({"proto": "gmcp", "id": package, "data": data}, ensure_ascii=False)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from benchmarks.client import GameRunner, MudClient
-from portal.handover import RECONNECT
+from portal.move.handover import RECONNECT
 from portal.main import TEST_TAKEOVER
 from tests.clients import require
 from tests.integration.test_telnet_clients import (

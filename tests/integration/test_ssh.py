@@ -23,7 +23,7 @@ import asyncssh
 import pytest
 
 from benchmarks.client import GameRunner, MudClient, kill9
-from portal.ssh import MSG_TIMEOUT, MSG_TOO_MANY
+from portal.ssh.server import MSG_TIMEOUT, MSG_TOO_MANY
 from tests.clients import require
 from tests.integration.test_telnet_clients import PtyClient, parse_flags
 

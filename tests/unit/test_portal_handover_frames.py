@@ -51,7 +51,7 @@ from portal.telnet import (
     TelnetEvent,
     TelnetProtocol,
 )
-from tests.unit.test_telnet_fuzz import TOKENS
+from tests.unit.telnet.test_fuzz import TOKENS
 
 MCCP_START = bytes((IAC, SB, MCCP2, IAC, SE))
 

@@ -26,7 +26,7 @@ from portal.handover_frames import (
     encode_move,
     send_move,
 )
-from portal.takeover import MoveReceiver
+from portal.move.takeover import MoveReceiver
 
 DONE = MoveDone(run_id="run1", next_sessid=9, next_seq=40, next_mode="crash", sessions=0)
 

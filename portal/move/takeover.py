@@ -1,6 +1,6 @@
 """The new portal's side of a live hand-over: read the old portal's connections on the
 event loop and adopt each as soon as its message is in; make their transports once the
-move is bound (portal/handover_frames has the exchange, portal/handover the old
+move is bound (portal/handover_frames has the exchange, portal/move/handover the old
 portal's side).
 
 Reading on the loop, not in a worker thread, lets adoption overlap the old portal's
@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from portal.handover_frames import MoveDone, MoveHello, SessionBatch, SessionMove, receive_move
 from portal.sessions import PortalSessionHandler
-from portal.telnet_session import TelnetSession
+from portal.telnet.session import TelnetSession
 
 log = logging.getLogger("portal")
 

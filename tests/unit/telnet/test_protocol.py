@@ -1,4 +1,4 @@
-"""Unit tests for the sans-I/O telnet protocol (portal/telnet.py)."""
+"""Unit tests for the sans-I/O telnet protocol (portal/telnet/)."""
 
 from __future__ import annotations
 

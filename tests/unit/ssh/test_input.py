@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ipc.settings import PortalSettings, load_settings
-from portal.ssh import HOST_KEY_FILE, SshKeyError, host_key
-from portal.ssh_input import (
+from portal.ssh.server import HOST_KEY_FILE, SshKeyError, host_key
+from portal.ssh.input import (
     InputEvent,
     Line,
     LineSplitter,
@@ -23,7 +23,7 @@ from portal.ssh_input import (
     terminal_flags,
 )
 
-REPO = Path(__file__).resolve().parent.parent.parent
+REPO = Path(__file__).resolve().parents[3]
 
 
 def lines_of(splitter: LineSplitter, *chunks: str, eof: bool = False) -> list[InputEvent]:

@@ -11,7 +11,7 @@ import asyncssh
 import pytest
 
 from ipc.frames import AuthMethod, AuthRequest, AuthResult, Frame
-from portal.ssh_auth import AuthRequests
+from portal.auth import AuthRequests
 from server import auth
 from server.accounts import AccountStore, ScryptCost
 from server.keys import PublicKeyError, PublicKeyStore, parse_key

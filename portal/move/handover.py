@@ -1,7 +1,7 @@
 """The old portal's side of a live hand-over (`run.py reload-portal`): stop every plain
 telnet session, send each with its socket to the new portal, then forget them, or take
 them back if the new portal fails (portal/handover_frames has the exchange,
-portal/takeover the new portal's side).
+portal/move/takeover the new portal's side).
 
 The order, driven by `PortalProcess.move_all`:
 
@@ -41,7 +41,7 @@ from portal.handover_frames import (
     send_move,
 )
 from portal.sessions import PortalSessionHandler
-from portal.telnet_session import TelnetSession
+from portal.telnet.session import TelnetSession
 
 log = logging.getLogger("portal")
 

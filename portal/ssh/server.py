@@ -36,7 +36,7 @@ from ipc.settings import PortalSettings
 from portal.colour import render
 from portal.session import PortalSession
 from portal.sessions import PortalSessionHandler
-from portal.ssh_input import Line, LineSplitter, LineTooLong, size_flags, terminal_flags
+from portal.ssh.input import Line, LineSplitter, LineTooLong, size_flags, terminal_flags
 from portal.tls import write_private
 
 log = logging.getLogger(__name__)
