@@ -31,8 +31,6 @@ from ipc.frames import (
     Shutdown,
 )
 from ipc.settings import Settings, runtime_paths
-from portal.ssh import server as ssh
-from portal.move.handover import HandOut, MoveFailed, Stopwatch, gc_paused
 from portal.handover_frames import (
     Bound,
     LetGo,
@@ -43,8 +41,10 @@ from portal.handover_frames import (
     send_move,
 )
 from portal.link import LinkState
-from portal.sessions import MSG_DOWN, PortalSessionHandler
+from portal.move.handover import HandOut, MoveFailed, Stopwatch, gc_paused
 from portal.move.takeover import TakeOver
+from portal.sessions import MSG_DOWN, PortalSessionHandler
+from portal.ssh import server as ssh
 from portal.telnet.session import TelnetSession
 from portal.tls import certificate_paths, server_context
 from portal.web.server import WebServer

@@ -61,6 +61,7 @@ class PortalSession:
         self.sessionhandler: SessionHandler | None = None
         self.gone: asyncio.Future[None] | None = None  # done once the socket is closed
         self.output_failed = False  # logged once per session
+        self._paused: set[str] = set()  # why reading from the client stops (see _set_paused)
 
     # ------------------------------------------------------------ Evennia's session API
 
@@ -161,3 +162,19 @@ class PortalSession:
         """The guard holds input over the command rate: stop (True) or go on (False)
         reading, independently of `pause_input`. A protocol that cannot pause leaves this
         as is; its input waits in the guard (bounded), then is dropped with a message."""
+
+    # ------------------------------------------------------------ pausing the client
+
+    def _set_paused(self, reason: str, paused: bool) -> None:
+        """Read from the client only while no reason (input held, output backed up, over
+        the command rate, ...) forbids it; `_pause_changed` acts on it for the door."""
+        was = bool(self._paused)
+        if paused:
+            self._paused.add(reason)
+        else:
+            self._paused.discard(reason)
+        self._pause_changed(paused, was != bool(self._paused))
+
+    def _pause_changed(self, paused: bool, flipped: bool) -> None:
+        """The door's hook: `reason` was just set (`paused`) or cleared; `flipped` when
+        reading must now stop or start (`self._paused` says which)."""

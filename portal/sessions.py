@@ -29,6 +29,7 @@ from ipc.frames import (
     SSync,
 )
 from ipc.settings import PortalSettings
+from portal.auth import AuthRequests
 from portal.guard import PortalGuard
 from portal.link import (
     CloseConn,
@@ -49,7 +50,6 @@ from portal.link import (
     Tell,
 )
 from portal.session import PortalSession
-from portal.auth import AuthRequests
 
 log = logging.getLogger(__name__)
 

@@ -207,7 +207,6 @@ class SshSession(asyncssh.SSHServerSession[str], PortalSession):
         self._splitter = LineSplitter(handler.settings.max_line)
         self._out: list[str] = []
         self._write_scheduled = False
-        self._paused: set[str] = set()
         self._started = False
         self._unanswered = 0  # inputs sent to the game and not yet answered
         self._close_when_answered = False
@@ -418,14 +417,8 @@ class SshSession(asyncssh.SSHServerSession[str], PortalSession):
         """Over the command rate (portal/guard.py): stop reading until it has caught up."""
         self._set_paused("rate", paused)
 
-    def _set_paused(self, reason: str, paused: bool) -> None:
-        """Read from the client only while nothing (input held, output backed up) forbids it."""
-        was = bool(self._paused)
-        if paused:
-            self._paused.add(reason)
-        else:
-            self._paused.discard(reason)
-        if self.chan is None or was == bool(self._paused):
+    def _pause_changed(self, paused: bool, flipped: bool) -> None:
+        if self.chan is None or not flipped:
             return
         if self._paused:
             self.chan.pause_reading()

@@ -4,12 +4,12 @@ family) and its asyncio shell (`session.py`). Imports the shared floor (`portal.
 `portal.oob`) and `ipc`; never another door (`portal.ssh`, `portal.web`) nor `portal.move`.
 """
 
+from portal.oob import OobReceived
 from portal.telnet.codes import *  # noqa: F403  (the codes are part of the protocol's API)
 from portal.telnet.events import (
     FlagsChanged,
     InputError,
     LineReceived,
-    OobReceived,
     ProtocolError,
     TelnetEvent,
     default_flags,

@@ -41,6 +41,7 @@ class TelnetParser:
     """The byte level of one telnet connection (see the module docstring)."""
 
     flags: dict[str, Any]
+    _max_steps: int
 
     def __init__(self, *, max_line: int, max_subneg: int, line_timeout: float,
                  clock: Callable[[], float] = time.monotonic) -> None:

@@ -64,7 +64,6 @@ class TelnetSession(asyncio.Protocol, PortalSession):
                                      time.monotonic())
         self.transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._paused: set[str] = set()
         self._write_scheduled = False
         self._announced_to_handler = False
         self._early_input: list[tuple[str, list[Any], dict[str, Any]]] = []
@@ -386,21 +385,11 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         else:
             transport.resume_reading()
 
-    def _set_paused(self, reason: str, paused: bool) -> None:
-        """Read from the client only while nothing (input held, output backed up) forbids it."""
-        was = bool(self._paused)
-        if paused:
-            self._paused.add(reason)
-        else:
-            self._paused.discard(reason)
+    def _pause_changed(self, paused: bool, flipped: bool) -> None:
         transport = self.transport
         if transport is None or transport.is_closing():
             return
         if not paused and self._paused == {"backlog"}:
             self._schedule_more()  # only the backlog holds reading back: parse on
-        if was == bool(self._paused):
-            return
-        if self._paused:
-            transport.pause_reading()
-        else:
-            transport.resume_reading()
+        if flipped:
+            self._sync_reading()

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from benchmarks.client import GameRunner, MudClient
-from portal.move.handover import RECONNECT
 from portal.main import TEST_TAKEOVER
+from portal.move.handover import RECONNECT
 from tests.clients import require
 from tests.integration.test_telnet_clients import (
     IAC,

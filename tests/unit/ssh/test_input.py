@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ipc.settings import PortalSettings, load_settings
-from portal.ssh.server import HOST_KEY_FILE, SshKeyError, host_key
 from portal.ssh.input import (
     InputEvent,
     Line,
@@ -22,6 +21,7 @@ from portal.ssh.input import (
     size_flags,
     terminal_flags,
 )
+from portal.ssh.server import HOST_KEY_FILE, SshKeyError, host_key
 
 REPO = Path(__file__).resolve().parents[3]
 
