@@ -150,9 +150,11 @@ class PortalSession:
 
     def pause_input(self) -> None:
         """Stop reading from the client (its input buffer is full)."""
+        self._set_paused("input", True)
 
     def resume_input(self) -> None:
         """Read from the client again."""
+        self._set_paused("input", False)
 
     def input_answered(self) -> None:
         """One input of this session was answered: the server acknowledged it, after all
@@ -160,8 +162,10 @@ class PortalSession:
 
     def throttle_input(self, paused: bool) -> None:
         """The guard holds input over the command rate: stop (True) or go on (False)
-        reading, independently of `pause_input`. A protocol that cannot pause leaves this
-        as is; its input waits in the guard (bounded), then is dropped with a message."""
+        reading, independently of `pause_input`. A door that cannot pause leaves
+        `_pause_changed` as is; its input waits in the guard (bounded), then is dropped
+        with a message."""
+        self._set_paused("rate", paused)
 
     # ------------------------------------------------------------ pausing the client
 

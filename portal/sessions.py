@@ -29,26 +29,10 @@ from ipc.frames import (
     SSync,
 )
 from ipc.settings import PortalSettings
+from portal import link_input as fx  # the effects the link returns
 from portal.auth import AuthRequests
 from portal.guard import PortalGuard
-from portal.link import (
-    CloseConn,
-    CloseSession,
-    CommandDone,
-    Deliver,
-    Effect,
-    HandoverDone,
-    Link,
-    LinkState,
-    Pause,
-    PumpSoon,
-    Request,
-    Resume,
-    Send,
-    ServerGone,
-    SetTimer,
-    Tell,
-)
+from portal.link import Link, LinkState
 from portal.session import PortalSession
 
 log = logging.getLogger(__name__)
@@ -108,7 +92,7 @@ class PortalSessionHandler:
 
     # ------------------------------------------------------------ carrying out effects
 
-    def _apply(self, effects: Iterable[Effect]) -> None:
+    def _apply(self, effects: Iterable[fx.Effect]) -> None:
         """Carry out the link's effects in order. The link's own state is already updated
         (an ack is never lost here); one failing effect is logged, and the rest go on."""
         for effect in effects:
@@ -133,33 +117,33 @@ class PortalSessionHandler:
         else:
             self.auth.attach(conn.send)
 
-    def _carry_out(self, effect: Effect) -> None:
+    def _carry_out(self, effect: fx.Effect) -> None:
         match effect:
-            case Send(conn=conn, frame=frame, urgent=urgent, flush=flush):
+            case fx.Send(conn=conn, frame=frame, urgent=urgent, flush=flush):
                 self._write_frame(conn, frame, urgent, flush)
-            case Tell(sessid=sessid, text=text):
+            case fx.Tell(sessid=sessid, text=text):
                 self._session_call(sessid, "send_text", text)
-            case Pause(sessid=sessid):
+            case fx.Pause(sessid=sessid):
                 self._session_call(sessid, "pause_input")
-            case Resume(sessid=sessid):
+            case fx.Resume(sessid=sessid):
                 self._session_call(sessid, "resume_input")
-            case Deliver(frame=frame):
+            case fx.Deliver(frame=frame):
                 self._deliver(frame)
-            case CommandDone(sessid=sessid, when=when):
+            case fx.CommandDone(sessid=sessid, when=when):
                 self._count(sessid, when)
-            case CloseSession(sessid=sessid, reason=reason):
+            case fx.CloseSession(sessid=sessid, reason=reason):
                 self._session_call(sessid, "disconnect", reason)
-            case PumpSoon():
+            case fx.PumpSoon():
                 asyncio.get_running_loop().call_soon(self._pump)
-            case SetTimer(delay=delay):
+            case fx.SetTimer(delay=delay):
                 self._set_timer(delay)
-            case CloseConn(conn=conn, reason=reason, refuse=refuse, abort=abort):
+            case fx.CloseConn(conn=conn, reason=reason, refuse=refuse, abort=abort):
                 self._close_conn(conn, reason, refuse, abort)
-            case HandoverDone(ok=ok, message=message):
+            case fx.HandoverDone(ok=ok, message=message):
                 self._on_handover(ok, message)
-            case Request(action=action, sessid=sessid):
+            case fx.Request(action=action, sessid=sessid):
                 self._on_request(action, sessid)
-            case ServerGone():
+            case fx.ServerGone():
                 self._server_gone.set()
 
     def _write_frame(self, conn_id: int, frame: Frame, urgent: bool, flush: bool) -> None:

@@ -407,16 +407,6 @@ class SshSession(asyncssh.SSHServerSession[str], PortalSession):
             except (asyncssh.Error, OSError):
                 self.chan.close()
 
-    def pause_input(self) -> None:
-        self._set_paused("input", True)
-
-    def resume_input(self) -> None:
-        self._set_paused("input", False)
-
-    def throttle_input(self, paused: bool) -> None:
-        """Over the command rate (portal/guard.py): stop reading until it has caught up."""
-        self._set_paused("rate", paused)
-
     def _pause_changed(self, paused: bool, flipped: bool) -> None:
         if self.chan is None or not flipped:
             return

@@ -30,14 +30,16 @@ from portal.telnet.codes import (
     WONT,
 )
 from portal.telnet.events import TelnetEvent
-from portal.telnet.options.base import Flag, Host, Option
+from portal.telnet.options.base import Host, Option
 from portal.telnet.options.charset import Charset
 from portal.telnet.options.echo import Echo
+from portal.telnet.options.eor import Eor, Sga
+from portal.telnet.options.gmcp import Gmcp
 from portal.telnet.options.linemode import Linemode
 from portal.telnet.options.mccp2 import Mccp2
+from portal.telnet.options.msdp import Msdp
 from portal.telnet.options.mssp import Mssp
 from portal.telnet.options.naws import Naws
-from portal.telnet.options.oob import Gmcp, Msdp
 from portal.telnet.options.ttype import Ttype
 
 
@@ -62,8 +64,8 @@ class Row:
 # Not awaited: MSSP is for crawlers (TinTin++ 2.02 never answers WILL MSSP); LINEMODE
 # changes no flag. ECHO is accepted only while `set_echo(True)` wants it.
 TABLE: Final = (
-    Row(SGA, Flag("NOGOAHEAD"), us=True, him=True, offer_us=True),
-    Row(EOR, Flag("EOR"), us=True, offer_us=True),
+    Row(SGA, Sga, us=True, him=True, offer_us=True),
+    Row(EOR, Eor, us=True, offer_us=True),
     Row(CHARSET, Charset(), us=True, him=True, offer_us=True),
     Row(MCCP2, Mccp2(), us=True, offer_us=True),
     Row(MSSP, Mssp(), us=True, offer_us=True, awaited=False),

@@ -358,21 +358,12 @@ class TelnetSession(asyncio.Protocol, PortalSession):
             self.transport.close()
         self._handler.disconnect(self, reason)
 
-    def pause_input(self) -> None:
-        self._set_paused("input", True)
-
-    def resume_input(self) -> None:
-        self._set_paused("input", False)
-
     def pause_writing(self) -> None:
         """The client reads slower than we write: stop taking its commands meanwhile."""
         self._set_paused("output", True)
 
     def resume_writing(self) -> None:
         self._set_paused("output", False)
-
-    def throttle_input(self, paused: bool) -> None:
-        self._set_paused("rate", paused)
 
     def _sync_reading(self) -> None:
         """Make the transport read exactly when nothing pauses it (a transport made for an

@@ -1,13 +1,18 @@
-"""GMCP and MSDP: out-of-band commands both ways (the codec is `portal/oob.py`)."""
+"""What GMCP and MSDP share: the OOB flag, and decoding a subnegotiation into events."""
 
 from __future__ import annotations
 
-from portal.oob import decode_gmcp, decode_msdp
+from portal.oob import OobReceived
 from portal.telnet.codes import GMCP, MSDP
 from portal.telnet.options.base import Host, Option
 
 
-class _Oob(Option):
+class OobOption(Option):
+    """An out-of-band option: `decode` turns a payload into commands (or ValueError)."""
+
+    def decode(self, payload: bytes) -> list[OobReceived]:
+        raise NotImplementedError
+
     def enabled(self, host: Host, local: bool) -> None:
         super().enabled(host, local)
         host.flags["OOB"] = True
@@ -16,26 +21,10 @@ class _Oob(Option):
         super().disabled(host, local)
         host.flags["OOB"] = host._on(GMCP, local=True) or host._on(MSDP, local=True)
 
-
-class Gmcp(_Oob):
-    flag = "GMCP"
-
     def subneg(self, host: Host, opt: int, payload: bytes) -> None:
         try:
-            event = decode_gmcp(payload)
+            events = self.decode(payload)
         except ValueError as exc:
-            host._error(f"bad GMCP message: {exc}")
-            return
-        host._events.append(event)
-
-
-class Msdp(_Oob):
-    flag = "MSDP"
-
-    def subneg(self, host: Host, opt: int, payload: bytes) -> None:
-        try:
-            events = decode_msdp(payload)
-        except ValueError as exc:
-            host._error(f"bad MSDP message: {exc}")
+            host._error(f"bad {self.flag} message: {exc}")
             return
         host._events.extend(events)
