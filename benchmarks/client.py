@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -302,7 +302,113 @@ def raise_fd_limit(want: int = 1 << 20) -> int:
     return soft
 
 
-class PingClient(asyncio.Protocol):
+class PongCounter:
+    """What every closed-loop client counts, whatever it speaks (telnet, SSH, websocket):
+    pings sent as `ping <tag>-<n>`, answers counted per number (`counts[n]`, saturating at
+    255) so lost (0) and duplicated (>1) inputs show after the fact, and round-trip times.
+    The client calls `_got_pong(n, now)` for each `pong <tag>-<n>`; `closed_loop()` drives it.
+    """
+
+    def __init__(self) -> None:
+        self.sent = 0  # numbers 0..sent-1 were sent
+        self.answered = 0  # answers received (duplicates included)
+        self.counts = bytearray()
+        self.wrong = 0  # closed loop: answers whose number is not the ping in flight
+        self.closed_loop = False
+        self.running = False
+        self.rtts: list[float] = []
+        self._sent_at = 0.0
+
+    def send_ping(self) -> None:
+        raise NotImplementedError
+
+    def _count(self, n: int) -> None:
+        counts = self.counts
+        if n >= len(counts):
+            counts.extend(bytes(n + 1024 - len(counts)))
+        if counts[n] < 255:
+            counts[n] += 1
+        self.answered += 1
+
+    def _round_trip(self, n: int, now: float) -> None:
+        """Closed loop: the answer to the ping in flight ends a round trip; send the next."""
+        if n != self.sent - 1:  # not the answer to the ping in flight: no round trip
+            self.wrong += 1
+            return
+        self.rtts.append(now - self._sent_at)
+        if self.running:
+            self.send_ping()
+
+    def _got_pong(self, n: int, now: float) -> None:
+        self._count(n)
+        if self.closed_loop:
+            self._round_trip(n, now)
+
+    def outstanding(self) -> int:
+        return self.sent - self.answered
+
+    def lost_and_duplicated(self, first: int, last: int) -> tuple[int, int]:
+        """Among inputs `first..last-1`: how many got no answer, how many got more than one."""
+        lost = dup = 0
+        counts = self.counts
+        for n in range(first, last):
+            c = counts[n] if n < len(counts) else 0
+            if c == 0:
+                lost += 1
+            elif c > 1:
+                dup += 1
+        return lost, dup
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    out = {}
+    for role, pid in pids.items():
+        try:
+            times = psutil.Process(pid).cpu_times()
+            out[role] = times.user + times.system
+        except psutil.Error:
+            out[role] = 0.0
+    return out
+
+
+async def closed_loop(clients: Sequence[PongCounter], duration: float, warmup: float,
+                      pids: dict[str, int]) -> dict[str, Any]:
+    """Run every client closed-loop; figures over `duration` after `warmup`."""
+    for client in clients:
+        client.closed_loop, client.running = True, True
+        client.send_ping()
+    await asyncio.sleep(warmup)
+    for client in clients:
+        client.rtts = []
+    cpu0 = cpu_seconds(pids)
+    start = time.monotonic()
+    await asyncio.sleep(duration)
+    elapsed = time.monotonic() - start
+    cpu1 = cpu_seconds(pids)
+    rtts = [rtt for client in clients for rtt in client.rtts]
+    for client in clients:
+        client.running = False
+    deadline = time.monotonic() + 10
+    while any(c.outstanding() for c in clients) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    count = len(rtts)
+    lost_dup = [c.lost_and_duplicated(0, c.sent) for c in clients]
+    return {
+        "unanswered": sum(c.outstanding() for c in clients),
+        "lost": sum(lost for lost, _ in lost_dup),
+        "duplicated": sum(dup for _, dup in lost_dup),
+        "wrong_number": sum(c.wrong for c in clients),
+        "round_trips": count,
+        "per_s": count / elapsed,
+        "p50_us": percentile(rtts, 50) * 1e6,
+        "p95_us": percentile(rtts, 95) * 1e6,
+        "p99_us": percentile(rtts, 99) * 1e6,
+        "cpu_us_per_rt": {role: (cpu1[role] - cpu0[role]) / max(count, 1) * 1e6
+                          for role in pids},
+    }
+
+
+class PingClient(PongCounter, asyncio.Protocol):
     """A lean telnet client for load: sends `ping <tag>-<n>` and counts `pong <tag>-<n>`.
 
     No task per client and no per-line allocation beyond the line itself: everything is done
@@ -314,15 +420,12 @@ class PingClient(asyncio.Protocol):
     gap_threshold = 0.015  # gaps between answers longer than this are recorded in `gaps`
 
     def __init__(self, tag: str, closed_loop: bool = False) -> None:
+        PongCounter.__init__(self)
         self.tag = tag
         self._prefix = f"pong {tag}-".encode()
         self._ping = f"ping {tag}-".encode()
         self.transport: asyncio.Transport | None = None
-        self.sent = 0  # numbers 0..sent-1 were sent
-        self.answered = 0  # answers received (duplicates included)
-        self.counts = bytearray()
         self.out_of_order = 0
-        self.wrong = 0  # closed loop: answers whose number is not the ping in flight
         self.next_expected = 0
         self.last_answer = 0.0
         self.gaps: list[tuple[float, float]] = []
@@ -334,9 +437,6 @@ class PingClient(asyncio.Protocol):
         self.cursor = 0  # `expect` looks at `other[cursor:]`
         self.closed_at: float | None = None
         self.closed_loop = closed_loop
-        self.running = False
-        self.rtts: list[float] = []
-        self._sent_at = 0.0
         self._partial = b""
         self._telnet: dict[str, Any] = {}
         self._watch: list[tuple[bytes, asyncio.Future[str]]] = []
@@ -375,27 +475,17 @@ class PingClient(asyncio.Protocol):
                 self._other(line.decode("utf-8", "replace"), now)
 
     def _pong(self, n: int, now: float) -> None:
-        counts = self.counts
-        if n >= len(counts):
-            counts.extend(bytes(n + 1024 - len(counts)))
-        if counts[n] < 255:
-            counts[n] += 1
+        self._count(n)
         if n != self.next_expected:
             self.out_of_order += 1
         self.next_expected = max(self.next_expected, n + 1)
-        self.answered += 1
         if self.last_answer and now - self.last_answer > self.gap_threshold:
             self.gaps.append((self.last_answer, now))
         if n < len(self._sent_times) and now - self._sent_times[n] > self.gap_threshold:
             self.waits.append((self._sent_times[n], now))
         self.last_answer = now
         if self.closed_loop:
-            if n != self.sent - 1:  # not the answer to the ping in flight: no round trip
-                self.wrong += 1
-                return
-            self.rtts.append(now - self._sent_at)
-            if self.running:
-                self.send_ping()
+            self._round_trip(n, now)
 
     def _other(self, line: str, now: float) -> None:
         if line:
@@ -425,9 +515,6 @@ class PingClient(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(line.encode() + b"\r\n")
 
-    def outstanding(self) -> int:
-        return self.sent - self.answered
-
     async def expect(self, needle: str, timeout: float = 30.0) -> str:
         """The next (non-pong) line after the cursor containing `needle`; moves the cursor."""
         for index in range(self.cursor, len(self.other)):
@@ -438,18 +525,6 @@ class PingClient(asyncio.Protocol):
         fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._watch.append((needle.encode(), fut))
         return await asyncio.wait_for(fut, timeout)
-
-    def lost_and_duplicated(self, first: int, last: int) -> tuple[int, int]:
-        """Among inputs `first..last-1`: how many got no answer, how many got more than one."""
-        lost = dup = 0
-        counts = self.counts
-        for n in range(first, last):
-            c = counts[n] if n < len(counts) else 0
-            if c == 0:
-                lost += 1
-            elif c > 1:
-                dup += 1
-        return lost, dup
 
     def close(self) -> None:
         if self.transport is not None:

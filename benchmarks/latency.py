@@ -27,61 +27,13 @@ import uvloop
 from benchmarks.baseline import RawChain
 from benchmarks.client import (
     GameRunner,
-    PingClient,
+    closed_loop,
     login_clients,
     open_clients,
     percentile,
     raise_fd_limit,
 )
 from benchmarks.report import Checks, add_targets_option, table, temp_dir, write_json
-
-
-def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
-    out = {}
-    for role, pid in pids.items():
-        try:
-            times = psutil.Process(pid).cpu_times()
-            out[role] = times.user + times.system
-        except psutil.Error:
-            out[role] = 0.0
-    return out
-
-
-async def closed_loop(clients: list[PingClient], duration: float, warmup: float,
-                      pids: dict[str, int]) -> dict[str, Any]:
-    """Run every client closed-loop; figures over `duration` after `warmup`."""
-    for client in clients:
-        client.closed_loop, client.running = True, True
-        client.send_ping()
-    await asyncio.sleep(warmup)
-    for client in clients:
-        client.rtts = []
-    cpu0 = cpu_seconds(pids)
-    start = time.monotonic()
-    await asyncio.sleep(duration)
-    elapsed = time.monotonic() - start
-    cpu1 = cpu_seconds(pids)
-    rtts = [rtt for client in clients for rtt in client.rtts]
-    for client in clients:
-        client.running = False
-    deadline = time.monotonic() + 10
-    while any(c.outstanding() for c in clients) and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
-    count = len(rtts)
-    lost_dup = [c.lost_and_duplicated(0, c.sent) for c in clients]
-    return {
-        "unanswered": sum(c.outstanding() for c in clients),
-        "lost": sum(lost for lost, _ in lost_dup),
-        "duplicated": sum(dup for _, dup in lost_dup),
-        "wrong_number": sum(c.wrong for c in clients),
-        "round_trips": count,
-        "per_s": count / elapsed,
-        "p50_us": percentile(rtts, 50) * 1e6,
-        "p95_us": percentile(rtts, 95) * 1e6,
-        "p99_us": percentile(rtts, 99) * 1e6,
-        "cpu_us_per_rt": {role: (cpu1[role] - cpu0[role]) / max(count, 1) * 1e6
-                          for role in pids},
-    }
 
 
 async def measure_raw(chain: RawChain, n: int, args: argparse.Namespace) -> dict[str, Any]:

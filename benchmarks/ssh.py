@@ -32,36 +32,30 @@ from benchmarks.client import (
     GameRunner,
     MudClient,
     PingClient,
+    PongCounter,
+    closed_loop,
     open_clients,
     raise_fd_limit,
     rss_of,
 )
-from benchmarks.latency import closed_loop
 from benchmarks.report import Checks, add_targets_option, table, temp_dir, write_json
 
 PASSWORD = "benchpass1"
 ACCOUNT = "bencher"
 
 
-class SshPinger(asyncssh.SSHClientSession[str]):
+class SshPinger(PongCounter, asyncssh.SSHClientSession[str]):
     """A lean SSH client: counts `pong <tag>-<n>` answers, in closed loop if asked.
 
-    Offers PingClient's figures (`sent`, `answered`, `rtts`, `counts`) so the same
-    closed-loop driver measures both protocols."""
+    Counts as every `PongCounter` does, so one closed-loop driver measures both protocols."""
 
     def __init__(self, tag: str, marker: str) -> None:
+        PongCounter.__init__(self)
         self.tag = tag
         self.chan: asyncssh.SSHClientChannel[str] | None = None
         self._prefix = f"pong {tag}-"
-        self.sent = 0
-        self.answered = 0
-        self.counts = bytearray()
-        self.wrong = 0  # answers whose number is not the ping in flight
-        self.rtts: list[float] = []
         self.closed_loop = True
-        self.running = False
         self.closed = False
-        self._sent_at = 0.0
         self._partial = ""
         self._screen: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._marker = marker  # the text that says the shell is ready
@@ -76,34 +70,15 @@ class SshPinger(asyncssh.SSHClientSession[str]):
         for line in lines:
             line = line.rstrip("\r")
             if line.startswith(self._prefix):
-                self._pong(int(line[len(self._prefix):]), now)
+                self._got_pong(int(line[len(self._prefix):]), now)
             elif self._marker in line and not self._screen.done():
                 self._screen.set_result(None)
-
-    def _pong(self, n: int, now: float) -> None:
-        if n >= len(self.counts):
-            self.counts.extend(bytes(n + 1024 - len(self.counts)))
-        self.counts[n] = min(self.counts[n] + 1, 255)
-        if n != self.sent - 1:
-            self.wrong += 1
-        self.answered += 1
-        self.rtts.append(now - self._sent_at)
-        if self.running:
-            self.send_ping()
 
     def send_ping(self) -> None:
         if self.chan is not None and not self.closed:
             self._sent_at = time.monotonic()
             self.chan.write(f"ping {self.tag}-{self.sent}\r")
             self.sent += 1
-
-    def outstanding(self) -> int:
-        return self.sent - self.answered
-
-    def lost_and_duplicated(self, first: int, last: int) -> tuple[int, int]:
-        """Among pings `first..last-1`: how many got no answer, how many more than one."""
-        counts = [self.counts[n] if n < len(self.counts) else 0 for n in range(first, last)]
-        return sum(1 for c in counts if c == 0), sum(1 for c in counts if c > 1)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -233,7 +208,7 @@ async def round_trips(game: GameRunner, args: argparse.Namespace) -> dict[str, A
     port = int(game.status()["ports"]["ssh"])
     pairs = await open_ssh(port, n, "looper", "connect <username>", args.concurrency)
     pingers = [p for _, p in pairs]
-    ssh = await closed_loop(pingers, args.duration, args.warmup, pids)  # type: ignore[arg-type]
+    ssh = await closed_loop(pingers, args.duration, args.warmup, pids)
     ssh["dropped"] = sum(1 for p in pingers if p.closed)
     close_ssh(pairs)
     clients: list[PingClient] = await open_clients(game.port, n, prefix="tl")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import time
 import urllib.parse
 from pathlib import Path
@@ -34,30 +35,27 @@ from websockets.uri import parse_uri
 
 from benchmarks.client import (
     GameRunner,
+    PongCounter,
+    closed_loop,
     open_clients,
-    percentile,
     raise_fd_limit,
     rss_of,
 )
-from benchmarks.latency import cpu_seconds
 from benchmarks.report import Checks, add_targets_option, table, temp_dir, write_json
 
 
-class WsPingClient(asyncio.Protocol):
-    """A websocket client speaking Evennia's JSON arrays; closed-loop pings like PingClient."""
+class WsPingClient(PongCounter, asyncio.Protocol):
+    """A websocket client speaking Evennia's JSON arrays; counts pongs as `PongCounter`."""
 
     def __init__(self, port: int, tag: str) -> None:
+        PongCounter.__init__(self)
         self.tag = tag
         self.ws = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}/ws?{tag}&{tag}&bench"),
                                  subprotocols=["v1.evennia.com"])  # type: ignore[list-item]
         self.transport: asyncio.Transport | None = None
         self.greeted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.closed = False
-        self.running = False
-        self.sent = self.answered = 0
-        self.rtts: list[float] = []
-        self._sent_at = 0.0
-        self._pong = f"pong {tag}-"
+        self._pong = re.compile(rf"pong {re.escape(tag)}-(\d+)")
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -79,11 +77,8 @@ class WsPingClient(asyncio.Protocol):
     def _message(self, text: str) -> None:
         if not self.greeted.done():
             self.greeted.set_result(None)
-        if self._pong in text:
-            self.answered += 1
-            self.rtts.append(time.monotonic() - self._sent_at)
-            if self.running:
-                self.send_ping()
+        for match in self._pong.finditer(text):
+            self._got_pong(int(match[1]), time.monotonic())
 
     def send_ping(self) -> None:
         self._sent_at = time.monotonic()
@@ -214,33 +209,6 @@ async def idle_memory(kind: str, n: int, args: argparse.Namespace) -> dict[str, 
         game.cleanup()
 
 
-async def closed_loop(clients: list[Any], duration: float, warmup: float,
-                      pids: dict[str, int]) -> dict[str, Any]:
-    for client in clients:
-        client.closed_loop = True
-        client.running = True
-        client.send_ping()
-    await asyncio.sleep(warmup)
-    for client in clients:
-        client.rtts = []
-    cpu0 = cpu_seconds(pids)
-    start = time.monotonic()
-    await asyncio.sleep(duration)
-    elapsed = time.monotonic() - start
-    cpu1 = cpu_seconds(pids)
-    rtts = [rtt for client in clients for rtt in client.rtts]
-    for client in clients:
-        client.running = False
-    deadline = time.monotonic() + 15
-    while any(c.sent - c.answered for c in clients) and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
-    lost = sum(c.sent - c.answered for c in clients)
-    return {"round_trips": len(rtts), "per_s": len(rtts) / elapsed, "lost": lost,
-            "p50_us": percentile(rtts, 50) * 1e6, "p99_us": percentile(rtts, 99) * 1e6,
-            "cpu_us_per_rt": {role: (cpu1[role] - cpu0[role]) / max(len(rtts), 1) * 1e6
-                              for role in pids}}
-
-
 async def round_trips(args: argparse.Namespace) -> dict[str, Any]:
     game = web_game("hearth-web-loop-")
     loop = asyncio.get_running_loop()
@@ -306,7 +274,8 @@ def report(data: dict[str, Any]) -> None:
                     t["cpu_us_per_rt"][role],
                     _ratio(w["cpu_us_per_rt"][role], t["cpu_us_per_rt"][role])]
                    for role in ("portal", "server")],
-                 ["lost", w["lost"], t["lost"], ""]]))
+                 ["lost", w["lost"], t["lost"], ""],
+                 ["duplicated", w["duplicated"], t["duplicated"], ""]]))
 
 
 def checks(data: dict[str, Any]) -> Checks:
@@ -323,9 +292,11 @@ def checks(data: dict[str, Any]) -> Checks:
     loops = data["round_trips"]
     for kind in ("telnet", "websocket"):
         figures = loops[kind]
-        out.correct(f"closed loop over {kind}: answered, none lost",
-                    figures["round_trips"] > 0 and not figures["lost"],
-                    f"{figures['round_trips']} round trips, {figures['lost']} lost")
+        out.correct(f"closed loop over {kind}: answered, none lost or duplicated",
+                    figures["round_trips"] > 0 and not figures["lost"]
+                    and not figures["duplicated"] and not figures["wrong_number"],
+                    f"{figures['round_trips']} round trips, {figures['lost']} lost, "
+                    f"{figures['duplicated']} duplicated, {figures['wrong_number']} wrong")
     ratio = loops["websocket"]["per_s"] / max(loops["telnet"]["per_s"], 1e-9)
     out.target("websocket round trips/s >= 0.5 x telnet", ratio >= 0.5, f"{ratio:.2f}")
     return out

@@ -1,5 +1,8 @@
-"""No import circle inside `portal/`, `server/` or `supervisor/`, and no import across the
-lines DESIGN.md draws. Every import counts: at the top, inside functions, and under
+"""No import circle inside `portal/`, `server/` or `supervisor/` (subpackages included), no
+import across the lines DESIGN.md draws, and the portal's rooms: no door (`portal.telnet`,
+`portal.ssh`, `portal.web`) imports another door or the move, the move (`portal.move`)
+imports no door but telnet (the sessions it moves), and nothing on the shared floor
+imports a room. Every import counts: at the top, inside functions, and under
 `TYPE_CHECKING` (a circle there is still two modules that know each other)."""
 
 from __future__ import annotations
@@ -30,10 +33,26 @@ def imports_of(path: Path, package: str) -> set[str]:
     return found
 
 
+def module_name(path: Path) -> str:
+    """`portal/telnet/options/naws.py` -> `portal.telnet.options.naws` (a package: its name)."""
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules_of(package: str) -> dict[str, Path]:
+    """Every module of `package`, subpackages included, by dotted name."""
+    return {module_name(p): p for p in sorted((REPO / package).rglob("*.py"))}
+
+
 def graph(package: str) -> dict[str, set[str]]:
-    modules = {f"{package}.{p.stem}": p for p in (REPO / package).glob("*.py")}
-    return {name: {m for m in imports_of(path, package) if m in modules and m != name}
-            for name, path in modules.items()}
+    modules = modules_of(package)
+    return {name: {m for m in imports_of(path, relative_base(name, path)) if m in modules
+                   and m != name} for name, path in modules.items()}
+
+
+def relative_base(name: str, path: Path) -> str:
+    """The package a relative import in module `name` starts from."""
+    return name if path.name == "__init__.py" else name.rpartition(".")[0]
 
 
 def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
@@ -74,9 +93,46 @@ def test_the_cycle_finder_finds_one() -> None:
 def test_packages_import_only_what_the_design_allows(package: str) -> None:
     ours = set(MAY_IMPORT)
     wrong = {}
-    for path in (REPO / package).glob("*.py"):
-        for module in imports_of(path, package):
+    for name, path in modules_of(package).items():
+        for module in imports_of(path, relative_base(name, path)):
             top = module.split(".")[0]
             if top in ours and top != package and top not in MAY_IMPORT[package]:
-                wrong[path.name] = module
+                wrong[name] = module
     assert not wrong, f"{package} imports what DESIGN.md forbids: {wrong}"
+
+
+# The portal's rooms (portal/<room>/) and what each may import of the other rooms; every
+# room may import the shared floor (the modules directly in portal/) and ipc.
+ROOMS = {"telnet": set(), "ssh": set(), "web": set(), "move": {"telnet"}}
+
+
+def room_of(module: str) -> str | None:
+    """The room of a portal module, or None for the shared floor."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in ROOMS) else None
+
+
+def test_every_portal_package_is_a_room() -> None:
+    packages = {p.parent.name for p in (REPO / "portal").glob("*/__init__.py")}
+    assert packages == set(ROOMS), "a new portal package: say in ROOMS what it may import"
+
+
+def test_rooms_import_only_the_floor_and_what_they_may() -> None:
+    wrong = []
+    for name, imported in graph("portal").items():
+        room = room_of(name)
+        for module in imported:
+            other = room_of(module)
+            if other is None or other == room:
+                continue
+            if room is None and name != "portal.main":
+                wrong.append(f"{name} (the floor) imports {module}")
+            elif room is not None and other not in ROOMS[room]:
+                wrong.append(f"{name} imports {module}")
+    assert not wrong, "imports across the portal's rooms:\n" + "\n".join(sorted(wrong))
+
+
+def test_the_room_rule_sees_a_door_importing_another() -> None:
+    assert room_of("portal.web.wire") == "web" and room_of("portal.telnet") == "telnet"
+    assert room_of("portal.link") is None and room_of("portal.oob") is None
+    assert "telnet" not in ROOMS["web"] and "web" not in ROOMS["telnet"]
