@@ -3,5 +3,5 @@
 An option module knows what its option does when it turns on or off and what its
 subnegotiations mean; the Q method and the table of what we offer and accept live in
 `portal/telnet/negotiation.py`. Adding an option is one file here and a row in that table.
-Modules here import only `portal.telnet.codes`, `.events`, `.options.base` and the floor.
+Modules here import only `portal.telnet.codes`, `.events`, each other and the floor.
 """
