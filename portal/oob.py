@@ -85,6 +85,8 @@ def decode_gmcp(payload: bytes) -> OobReceived:
 
 
 def _gmcp_package(cmdname: str) -> str:
+    if "." in cmdname:  # already a GMCP name (Room.WrongDir, Char.StatusVars): sent as given
+        return cmdname
     if cmdname in _EVENNIA_TO_GMCP:
         return _EVENNIA_TO_GMCP[cmdname]
     if "_" in cmdname:
