@@ -52,12 +52,13 @@ def say(ctx: Context) -> None:
         ctx.session.msg("Say what?")
         return
     talker = ctx.session.uname or "?"
-    ctx.session.msg(f'You say, "{ctx.args}"')
-    oob.comm_channel_text(ctx.session, "say", talker, f'You say, "{ctx.args}"')
+    mine, theirs = f'You say, "{ctx.args}"', f'{talker} says, "{ctx.args}"'
+    ctx.session.msg(mine)
+    oob.comm_channel_text(ctx.session, "say", talker, mine)
     for other in ctx.game.logged_in():
         if other is not ctx.session:
-            other.msg(f'{talker} says, "{ctx.args}"')
-            oob.comm_channel_text(other, "say", talker, f'{talker} says, "{ctx.args}"')
+            other.msg(theirs)
+            oob.comm_channel_text(other, "say", talker, theirs)  # for clients that asked
 
 
 @command("who", help="who - list the players who are online.")

@@ -115,13 +115,13 @@ class SessionOob:
     @property
     def mode(self) -> Mode:
         flags = self._session.protocol_flags
+        if not flags.get("OOB"):  # the portal sets it with GMCP, MSDP, or a web format's OOB
+            return None
         if flags.get("GMCP"):
             return "gmcp"
         if flags.get("MSDP"):
             return "msdp"
-        if flags.get("OOB") and self._session.protocol_key.startswith("webclient"):
-            return "gmcp"
-        return None
+        return "gmcp" if self._session.protocol_key.startswith("webclient") else None
 
     def wants(self, package: str) -> bool:
         """Whether `send(package, ...)` would reach the client (over GMCP or MSDP)."""
@@ -326,7 +326,8 @@ def items_update(session: ServerSession, location: str, entry: Mapping[str, Any]
 
 def comm_channel_text(session: ServerSession, channel: str, talker: str, text: str) -> bool:
     """Comm.Channel.Text: `text` is the line as shown (colour markup is removed)."""
-    if not session.oob.wants("Comm.Channel.Text"):  # a say reaches many: no work for none
+    # a say reaches a whole room: as little work as can be for those that did not ask
+    if not session.protocol_flags.get("OOB") or not session.oob.wants("Comm.Channel.Text"):
         return False
     return session.oob.send("Comm.Channel.Text",
                             {"channel": channel, "talker": talker, "text": plain(text)})

@@ -17,6 +17,7 @@ is bounded: at most `MAX_SUPPORTS` packages, `MAX_REPORTED` variables, names of 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -70,10 +71,14 @@ def parse_support(item: Any) -> tuple[str, int] | None:
     return parts[0].lower(), version
 
 
-def package_chain(package: str) -> list[str]:
-    """"Char.Items.List" -> ["char.items.list", "char.items", "char"]."""
+@functools.lru_cache(maxsize=512)
+def package_chain(package: str) -> tuple[str, ...]:
+    """"Char.Items.List" -> ("char.items.list", "char.items", "char"); () for Core.*, which
+    is always on. Cached: a game sends the same few packages to every player."""
     parts = package.lower().split(".")
-    return [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
+    if parts[0] == "core":
+        return ()
+    return tuple(".".join(parts[:i]) for i in range(len(parts), 0, -1))
 
 
 @dataclass(slots=True)
@@ -90,9 +95,10 @@ class OobState:
 
     def wants(self, package: str) -> bool:
         """Whether a message of `package` goes to this client (itself or a parent asked)."""
-        if package.lower().startswith("core."):
+        chain = package_chain(package)
+        if not chain:
             return True
-        return any(name in self.supports for name in package_chain(package))
+        return not self.supports.keys().isdisjoint(chain)  # once per player per message
 
     def supports_set(self, items: Iterable[Any]) -> list[str]:
         """Core.Supports.Set: replace the set; returns the packages newly enabled. What was

@@ -194,7 +194,7 @@ def room(session: ServerSession, **changes: Any) -> bool:
 
 def test_gmcp_goes_only_to_a_client_that_asked() -> None:
     async def scenario() -> None:
-        handler, session, sent = make_handler(GMCP=True)
+        handler, session, sent = make_handler(GMCP=True, OOB=True)
         assert not room(session) and not oob.char_name(session, "Ann")
         run(handler, "hello", client="Mudlet", version="4.17")
         run(handler, "supports_set", "Room 1", "Char.Items 1")
@@ -227,7 +227,7 @@ def test_without_gmcp_or_msdp_nothing_is_sent() -> None:
 
 def test_char_status_diffs_and_what_the_client_asked_survives_a_reload() -> None:
     async def scenario() -> None:
-        handler, session, sent = make_handler(GMCP=True)
+        handler, session, sent = make_handler(GMCP=True, OOB=True)
         run(handler, "supports_set", "Char 1")
         oob.char_statusvars(session, level="Level", race="Race")
         oob.char_status(session, level=1, race="elf")
@@ -257,7 +257,7 @@ def test_char_status_diffs_and_what_the_client_asked_survives_a_reload() -> None
 
 def test_msdp_reports_only_what_the_client_asked_when_it_changes() -> None:
     async def scenario() -> None:
-        handler, session, sent = make_handler(MSDP=True)
+        handler, session, sent = make_handler(MSDP=True, OOB=True)
         room(session)  # before any REPORT: remembered, not sent
         run(handler, "msdp_report", "ROOM_NAME", "ROOM_EXITS")  # sent at once
         room(session, num=13)  # same name and exits: nothing
@@ -285,7 +285,7 @@ def test_msdp_reports_only_what_the_client_asked_when_it_changes() -> None:
 
 def test_msdp_room_table() -> None:
     async def scenario() -> None:
-        handler, session, sent = make_handler(MSDP=True)
+        handler, session, sent = make_handler(MSDP=True, OOB=True)
         run(handler, "msdp_report", "ROOM")
         room(session)
         await asyncio.sleep(0)
@@ -297,7 +297,7 @@ def test_msdp_room_table() -> None:
 
 def test_gmcp_login_goes_through_logins_and_logs_in() -> None:
     async def scenario() -> None:
-        handler, session, sent = make_handler(GMCP=True)
+        handler, session, sent = make_handler(GMCP=True, OOB=True)
         run(handler, "supports_set", "Char 1", "Char.Login 1")
         run(handler, "char_login_credentials", account="ann", password="wrong")
         await asyncio.sleep(0.01)
@@ -322,7 +322,7 @@ def test_gmcp_login_goes_through_logins_and_logs_in() -> None:
 
 def test_goodbye_before_a_close_to_a_client_that_announced_itself() -> None:
     async def scenario() -> None:
-        handler, session, sent = make_handler(GMCP=True)
+        handler, session, sent = make_handler(GMCP=True, OOB=True)
         run(handler, "supports_set", "Room 1")
         session.disconnect("|rBye now.|n")
         await asyncio.sleep(0)
