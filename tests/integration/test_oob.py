@@ -4,12 +4,14 @@ One game for the module. The GMCP client announces itself as Mudlet does (Core.H
 Core.Supports.Set with Char.Login), logs in with Char.Login.Credentials, gets Char.Name,
 Room.Info and Comm.Channel.Text, keeps its packages across a reload, and gets
 Core.Goodbye before the close. The MSDP client refuses GMCP, REPORTs variables and
-reads them after its login.
+reads them after its login. Web clients on the gmcp.mudstandards.org and v1 formats get
+Room.Info as those formats spell it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +21,7 @@ from telnetlib3.client import TelnetClient
 from telnetlib3.telopt import GMCP, MSDP
 
 from benchmarks.client import GameRunner
+from tests.integration.test_web_protocol import open_ws, until
 
 TIMEOUT = 15.0
 PASSWORD = "secret-oob1"
@@ -26,7 +29,7 @@ PASSWORD = "secret-oob1"
 
 @pytest.fixture(scope="module")
 def game(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GameRunner]:
-    runner = GameRunner(tmp_path_factory.mktemp("oob"))
+    runner = GameRunner(tmp_path_factory.mktemp("oob"), {"portal": {"web_port": 0}})
     try:
         runner.make_admin("ann", PASSWORD)  # an account to log in to (an admin may reload)
         runner.start()
@@ -183,3 +186,26 @@ def test_msdp_report_list_and_values_after_login(game: GameRunner) -> None:
 
     asyncio.run(scenario())
 
+
+
+def test_web_clients_get_room_info_once_they_ask(game: GameRunner) -> None:
+    async def scenario() -> None:
+        port = int(game.status()["ports"]["web"])
+        gmcp = await open_ws(port, "o1&c&x", ["gmcp.mudstandards.org"])
+        v1 = await open_ws(port, "o2&c&x", ["v1.evennia.com"])
+        try:
+            await until(gmcp, "connect <username>")
+            await gmcp.send('Core.Supports.Set ["Room 1"]')
+            await gmcp.send(f"connect ann {PASSWORD}\r\n".encode())
+            package, _, data = (await until(gmcp, "Room.Info"))[-1].partition(" ")
+            assert package == "Room.Info" and json.loads(data)["name"] == "Hearth Hall"
+            await until(v1, "connect to it by typing")  # (HTML: the <> are escaped)
+            await v1.send(json.dumps(["Core.Supports.Set", ["Room 1"], {}]))
+            await v1.send(json.dumps(["text", [f"connect ann {PASSWORD}"], {}]))
+            message = (await until(v1, "room_info"))[-1]
+            assert message[0] == "room_info" and message[2]["name"] == "Hearth Hall"
+        finally:
+            await gmcp.close()
+            await v1.close()
+
+    asyncio.run(scenario())

@@ -342,3 +342,27 @@ def test_a_web_client_with_oob_gets_gmcp_by_dotted_input_names() -> None:
         assert session.oob.mode == "gmcp" and room(session)
 
     asyncio.run(scenario())
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+                    lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=20)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(sorted(oob.INPUTS)), st.lists(JSON, max_size=4),
+       st.dictionaries(st.sampled_from(["account", "character", "password", "client", "x"]),
+                       JSON, max_size=4),
+       st.sampled_from([{"GMCP": True, "OOB": True}, {"MSDP": True, "OOB": True}, {}]))
+def test_any_client_message_is_handled_without_raising(
+        name: str, args: list[Any], kwargs: dict[str, Any], flags: dict[str, Any]) -> None:
+    async def scenario() -> None:
+        handler, session, _ = make_handler(**flags)
+        result = oob.INPUTS[name](handler.game, session, args, kwargs)  # type: ignore[arg-type]
+        if result is not None:
+            await result
+        room(session)
+        oob.char_status(session, level=1)
+        assert OobState.from_data(session.server_data.get(oob.OOB_KEY)) == session.oob.state
+
+    asyncio.run(scenario())
