@@ -58,10 +58,11 @@ class OobClient:
 
         def connection_made(transport: asyncio.BaseTransport) -> None:
             made(transport)
-            if self.msdp:  # an MSDP-only client: refuse GMCP, accept MSDP
-                client.writer.passive_do.discard(GMCP)
-                client.writer.always_dont.add(GMCP)
-                client.writer.passive_do.add(MSDP)
+            writer = client.writer
+            if self.msdp and writer is not None:  # an MSDP-only client: refuse GMCP, take MSDP
+                writer.passive_do.discard(GMCP)
+                writer.always_dont.add(GMCP)
+                writer.passive_do.add(MSDP)
 
         client.connection_made = connection_made  # type: ignore[method-assign]
         return client

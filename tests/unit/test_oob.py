@@ -88,6 +88,7 @@ def test_the_state_survives_its_data_form_and_malformed_data_gives_a_fresh_one()
     state.diff("Char.Status", {"level": 3})
     data = msgspec.msgpack.decode(msgspec.msgpack.encode(state.to_data()))  # as synced
     assert OobState.from_data(data) == state
+    bad: Any
     for bad in (None, [], {"supports": 3}, {"supports": {"a": "x"}, "reported": []}):
         assert OobState.from_data(bad) == OobState()
 
@@ -314,7 +315,9 @@ def test_gmcp_login_goes_through_logins_and_logs_in() -> None:
             ("char_login_result", [], {"success": False,
                                        "message": "You are already logged in."}),
         ]
-        assert handler.game.logins.checked == [  # type: ignore[attr-defined]
+        game = handler.game
+        assert isinstance(game, FakeGame)
+        assert game.logins.checked == [
             ("ann", "wrong", "10.0.0.1"), ("ann", "right-password", "10.0.0.1")]
 
     asyncio.run(scenario())
