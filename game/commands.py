@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.api import Context, Game, command
+from server.api import Context, Game, command, oob
 from server.session import ServerSession
 
 CONNECTION_SCREEN = """\
@@ -35,6 +35,11 @@ def look(ctx: Context) -> None:
     ctx.session.msg(describe_room(ctx.game, ctx.session))
 
 
+def room_oob(session: ServerSession) -> None:
+    """Room.Info for clients' mappers (MSDP: ROOM_VNUM, ROOM_NAME, ...)."""
+    oob.room_info(session, num=1, name=ROOM, area="Hearth", environment="indoors", exits={})
+
+
 def describe_room(game: Game, session: ServerSession) -> str:
     here = sorted(s.uname or "?" for s in game.logged_in() if s is not session)
     others = ", ".join(here) if here else "nobody else"
@@ -46,10 +51,14 @@ def say(ctx: Context) -> None:
     if not ctx.args:
         ctx.session.msg("Say what?")
         return
-    ctx.session.msg(f'You say, "{ctx.args}"')
+    talker = ctx.session.uname or "?"
+    mine, theirs = f'You say, "{ctx.args}"', f'{talker} says, "{ctx.args}"'
+    ctx.session.msg(mine)
+    oob.comm_channel_text(ctx.session, "say", talker, mine)
     for other in ctx.game.logged_in():
         if other is not ctx.session:
-            other.msg(f'{ctx.session.uname} says, "{ctx.args}"')
+            other.msg(theirs)
+            oob.comm_channel_text(other, "say", talker, theirs)  # for clients that asked
 
 
 @command("who", help="who - list the players who are online.")

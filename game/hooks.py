@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from server.api import Game, hook
+from server.api import Game, hook, oob
 from server.session import ServerSession
 
-from .commands import connection_screen, describe_room
+from .commands import connection_screen, describe_room, room_oob
 
 
 @hook("at_session_connect")
@@ -20,6 +20,8 @@ def entered(game: Game, session: ServerSession) -> None:
         if other is not session:
             other.msg(f"{session.uname} has entered the hall.")
     session.msg(describe_room(game, session))
+    oob.char_name(session, session.uname or "")
+    room_oob(session)
 
 
 @hook("at_session_disconnect")

@@ -34,6 +34,15 @@ with `hidden=True`, not echoed by the client: passwords)::
 
     @reply("connect.password")
     async def password(ctx: Context) -> None: ...   # ctx.args is the line, ctx.data the rest
+
+Out-of-band data for clients' mappers and gauges (GMCP as IRE games send it, the same
+values as MSDP variables) goes through `oob`; each call reaches only a client that asked
+for that package (`server.oob`)::
+
+    oob.room_info(session, num=7, name="Kitchen", area="House", environment="indoors",
+                  exits={"s": 6})
+    oob.char_status(session, level=2)           # whole the first time, then changes
+    session.oob.send("Client.Map", {"url": "https://example.org/map.xml"})
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from server import oob
 from server.accounts import Account, AccountError
 from server.logins import LoginRefused, Logins
 
@@ -65,6 +75,7 @@ __all__ = [
     "command",
     "hook",
     "inputfunc",
+    "oob",
     "registry",
     "reply",
 ]

@@ -346,6 +346,9 @@ class ServerProcess(ChildProcess):
         for hook in (STOP_HOOKS.get(mode), "at_server_stop"):
             if hook:
                 handler.run_hooks(hook)
+        if mode == "shutdown":  # the portal closes every connection next
+            for session in handler.sessions.values():
+                session.oob.goodbye("The game is shutting down.")
         handler.flush()
         handler.push_unsynced()  # what changed unseen (a nested server_data change, ...)
         self._send(ServerStopped(mode=mode))

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import msgspec
 
 from ipc.frames import SYNCED_FIELDS, SessionData, load_sync_data_into, sync_data_from
+from server.oob import SessionOob
 
 _ENCODER = msgspec.msgpack.Encoder()
 
@@ -107,6 +108,7 @@ class ServerSession:
         self.ndb: dict[str, Any] = {}  # in-memory only; gone after a reload
         self.dirty = False
         self._synced = b""  # what the portal has of this session, encoded (`is_synced`)
+        self._oob: SessionOob | None = None
 
     # ------------------------------------------------------------ Evennia's session API
 
@@ -130,6 +132,7 @@ class ServerSession:
         load_sync_data_into(self, data, PLAIN_FIELDS)
         dict.update(self.protocol_flags, data.protocol_flags)
         self.server_data = TrackedDict(data.server_data, self.mark_dirty)
+        self._oob = None  # rebuilt from the new server_data when next used
         self.note_synced()
 
     def _sync_state(self) -> bytes:
@@ -153,7 +156,9 @@ class ServerSession:
         subclasses to rebuild what they derive from synced data."""
 
     def disconnect(self, reason: str = "") -> None:
+        """Close this session (server-initiated): Core.Goodbye first for a GMCP client."""
         if self.sessionhandler is not None:
+            self.oob.goodbye(reason)
             self.sessionhandler.disconnect(self, reason)
 
     def data_out(self, **kwargs: Any) -> None:
@@ -168,6 +173,14 @@ class ServerSession:
                 self.sessionhandler.run_input(self, cmdname, list(args), dict(cmd_kwargs))
 
     # ------------------------------------------------------------ game-facing helpers
+
+    @property
+    def oob(self) -> SessionOob:
+        """Out-of-band data to this client (GMCP/MSDP), only what it asked for
+        (`server.oob`)."""
+        if self._oob is None:
+            self._oob = SessionOob(self)
+        return self._oob
 
     def msg(self, text: str | None = None, **kwargs: Any) -> None:
         """Send `text` (colour markup allowed) and/or OOB commands to this player."""

@@ -30,6 +30,7 @@ from ipc.frames import (
     SSync,
     counts_as_command,
 )
+from server import oob
 from server.api import Context, Game, Registry
 from server.session import ASK_KEY, ServerSession
 
@@ -235,11 +236,16 @@ class ServerSessionHandler:
         try:
             if item.cmdname == "text":
                 return self._run_command(session, item)
-            func = self.registry.inputfuncs.get(item.cmdname.lower())
-            if func is None:
+            name = item.cmdname.lower()
+            func = self.registry.inputfuncs.get(name)
+            if func is not None:
+                return func(session, item.args, item.kwargs)
+            builtin = oob.INPUTS.get(name)  # Core.Supports.*, Char.Login, MSDP's commands
+            if builtin is None:
                 log.debug("no inputfunc for %r", item.cmdname)
                 return None
-            return func(session, item.args, item.kwargs)
+            assert self.game is not None
+            return builtin(self.game, session, item.args, item.kwargs)
         except (Exception, SystemExit):  # a command calling sys.exit() ends only itself
             self._report_error(session, item)
             return None

@@ -166,7 +166,7 @@ def test_telnetlib3_lives_through_reload_portal(game_factory: type[GameRunner]) 
             assert after["SCREENWIDTH"] == {"0": 132}
             data = {"hp": 7, "name": "Ünïcode"}
             client.writer.send_gmcp("Char.Echo", data)
-            assert await client.gmcp_reply() == ("Char.Echo", data)
+            assert await client.gmcp_reply("Char.Echo") == ("Char.Echo", data)
             start = len(client.buffer)
             client.send("look")
             await client.expect(r"Hearth Hall")

@@ -258,8 +258,15 @@ class Telnetlib3Client:
         await self.expect(r"\(\d+ flags\)")
         return parse_flags(self.text()[start:self.cursor])
 
-    async def gmcp_reply(self) -> tuple[str, Any]:
-        return await asyncio.wait_for(self.gmcp.get(), TIMEOUT)
+    async def gmcp_reply(self, package: str | None = None) -> tuple[str, Any]:
+        """The next GMCP message (of `package`: others, such as the Char.Name and Room.Info
+        a login sends to telnetlib3's default Core.Supports.Set, are skipped)."""
+        async def next_one() -> tuple[str, Any]:
+            while True:
+                message = await self.gmcp.get()
+                if package is None or message[0] == package:
+                    return message
+        return await asyncio.wait_for(next_one(), TIMEOUT)
 
     def close(self) -> None:
         if self.writer is not None:
