@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ipc.frames import DataOut, Frame, InputItem, OutputItem, SessionData
-from portal.telnet import _gmcp_cmdname, _gmcp_package
+from portal.oob import _gmcp_cmdname, _gmcp_package
 from server import oob
 from server.accounts import Account, AccountError
 from server.api import Registry
