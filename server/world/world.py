@@ -191,9 +191,10 @@ class World:
         self.writable = True
         rows.forget_tombstones(self.db, self.loaded_seq)
         self._renames = {old: new for old, new in RENAMES.items()}
-        for obj in self.objects.values():
-            if obj._path in self._renames:
-                obj._path = self._renames[obj._path]
+        if self._renames:
+            for obj in self.objects.values():
+                if obj._path in self._renames:
+                    obj._path = self._renames[obj._path]
 
     def _apply_meta(self, meta: dict[str, Any]) -> None:
         self._meta.update(meta)
