@@ -242,7 +242,7 @@ class ServerProcess(ChildProcess):
         started = time.perf_counter()
         self.world = world = World.open(db)
         log.info("world loaded: %d objects in %.3fs", len(world), time.perf_counter() - started)
-        game = ServerGame(self.settings.game.name, accounts, KeyValueStore(db),
+        game = ServerGame(self.settings.game.name, accounts, KeyValueStore(db, world),
                           self.handler, self.request, PublicKeyStore(db), server, world)
         self.handler.world = world
         self.handler.commit_failed = self.commit_failed

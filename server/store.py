@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -110,20 +110,42 @@ def migrate(db: sqlite3.Connection) -> int:
     return found
 
 
-class KeyValueStore:
-    """Persistent game state that survives reloads and restarts (msgpack values)."""
+class KeyValueBuffer(Protocol):
+    """Where writes wait for the batch's commit (`server.world.World`), once it takes
+    them: then they are committed with the world's writes and undone with a failed
+    command's."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def kv_pending(self, key: str) -> tuple[bool, bytes | None]: ...
+
+    def kv_put(self, key: str, blob: bytes | None) -> bool: ...
+
+
+class KeyValueStore:
+    """Persistent game state that survives reloads and restarts (msgpack values).
+
+    With a `buffer` (the server's world) a write made while the server runs is part of
+    the batch: committed before the batch's output leaves, undone if its command raises.
+    Before that (a standby's `at_server_start`) writes go straight to the file."""
+
+    def __init__(self, db: sqlite3.Connection, buffer: KeyValueBuffer | None = None) -> None:
         self._db = db
+        self._buffer = buffer
         self._encoder = msgspec.msgpack.Encoder()
 
     def get(self, key: str, default: Any = None) -> Any:
+        if self._buffer is not None:
+            pending, blob = self._buffer.kv_pending(key)
+            if pending:
+                return default if blob is None else msgspec.msgpack.decode(blob)
         row = self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
         return default if row is None else msgspec.msgpack.decode(row[0])
 
     def set(self, key: str, value: Any) -> None:
         blob = self._encoder.encode(value)
-        self._db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, blob))
+        if self._buffer is None or not self._buffer.kv_put(key, blob):
+            self._db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)",
+                             (key, blob))
 
     def delete(self, key: str) -> None:
-        self._db.execute("DELETE FROM kv WHERE key = ?", (key,))
+        if self._buffer is None or not self._buffer.kv_put(key, None):
+            self._db.execute("DELETE FROM kv WHERE key = ?", (key,))

@@ -98,10 +98,11 @@ class Batch:
     meta: dict[str, Any] = field(default_factory=dict)
     bases: dict[str, list[str]] = field(default_factory=dict)
     renames: dict[str, str] = field(default_factory=dict)
+    kv: dict[str, bytes | None] = field(default_factory=dict)  # the game's key-value table
 
     def empty(self) -> bool:
         return not (self.objects or self.gone_objects or self.timers or self.gone_timers
-                    or self.bases or self.renames)
+                    or self.bases or self.renames or self.kv)
 
 
 def create_tables(db: sqlite3.Connection) -> None:
@@ -173,6 +174,11 @@ def write(db: sqlite3.Connection, batch: Batch, seq: int) -> None:
         if gone:
             db.executemany("INSERT OR REPLACE INTO world_gone (kind, id, seq) VALUES (?, ?, ?)",
                            gone)
+        if batch.kv:
+            db.executemany("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)",
+                           [(k, v) for k, v in batch.kv.items() if v is not None])
+            db.executemany("DELETE FROM kv WHERE key = ?",
+                           [(k,) for k, v in batch.kv.items() if v is None])
         for old, new in batch.renames.items():
             db.execute("UPDATE world_objects SET typeclass = ?, seq = ? WHERE typeclass = ?",
                        (new, seq, old))

@@ -63,13 +63,16 @@ State = tuple[bool, str, tuple[str, ...], str, type, WorldObject | None, WorldOb
 class UndoLog:
     """One command's savepoint: each touched object's state before its first write."""
 
-    __slots__ = ("objects", "saved", "timers")
+    __slots__ = ("kv", "objects", "saved", "timers")
 
     def __init__(self) -> None:
         self.saved: dict[int, State | None] = {}  # None: made by this command
         self.objects: dict[int, WorldObject] = {}
         self.timers: dict[int, Any] = {}  # timer id -> its row before (None: new)
+        self.kv: dict[str, Any] = {}  # key -> its pending write before (_NOT_PENDING)
 
+
+_NOT_PENDING = object()
 
 _undo: ContextVar[UndoLog | None] = ContextVar("hearth_world_undo", default=None)
 
@@ -118,6 +121,7 @@ class World:
         self._meta_dirty: dict[str, Any] = {}
         self._renames: dict[str, str] = {}
         self._puppets: dict[WorldObject, list[ServerSession]] = {}
+        self._kv: dict[str, bytes | None] = {}  # the key-value table's pending writes
         self._decoder = codec.decoder(self._lookup)
 
     # ------------------------------------------------------------ opening
@@ -507,6 +511,8 @@ class World:
                     outer.objects[oid] = undo.objects[oid]
             for tid, before in undo.timers.items():
                 outer.timers.setdefault(tid, before)
+            for key, value in undo.kv.items():
+                outer.kv.setdefault(key, value)
 
     def rollback_command(self, mark: tuple[UndoLog, Token[UndoLog | None]]) -> int:
         """Undo every write since `begin_command` and release it; objects put back."""
@@ -534,22 +540,48 @@ class World:
                 self._restore(obj, state)
         if self.timers is not None:
             self.timers.rollback(undo.timers)
+        for key, before in undo.kv.items():
+            if before is _NOT_PENDING:
+                self._kv.pop(key, None)
+            else:
+                self._kv[key] = before
         undo.saved.clear()
         undo.objects.clear()
         undo.timers.clear()
+        undo.kv.clear()
         return count
+
+    # ------------------------------------------------------------ the key-value table
+
+    def kv_pending(self, key: str) -> tuple[bool, bytes | None]:
+        """Whether `key` has a write waiting for the commit, and its value (None: deleted)."""
+        if key in self._kv:
+            return True, self._kv[key]
+        return False, None
+
+    def kv_put(self, key: str, blob: bytes | None) -> bool:
+        """Hold a write of the game's key-value table for the commit; False (the caller
+        writes it at once) while this world takes no writes."""
+        if not self.writable:
+            return False
+        undo = _undo.get()
+        if undo is not None and key not in undo.kv:
+            undo.kv[key] = self._kv.get(key, _NOT_PENDING)
+        self._kv[key] = blob
+        return True
 
     def commit(self) -> int:
         """Write every change since the last commit in one transaction; rows written."""
         timers = self.timers
-        if not (self._dirty or self._gone or self._meta_dirty or self._renames
+        if not (self._dirty or self._gone or self._meta_dirty or self._renames or self._kv
                 or self.typeclasses.new_bases or (timers is not None and timers.changed())):
             return 0
         seq = self.seq + 1
         batch = rows.Batch(
             objects=[self._row(obj, seq) for obj in self._dirty.values() if obj._alive],
             gone_objects=list(self._gone), meta=dict(self._meta_dirty),
-            bases=dict(self.typeclasses.new_bases), renames=dict(self._renames))
+            bases=dict(self.typeclasses.new_bases), renames=dict(self._renames),
+            kv=dict(self._kv))
         if timers is not None:
             batch.timers, batch.gone_timers = timers.batch(seq)
         rows.write(self.db, batch, seq)
@@ -557,6 +589,7 @@ class World:
         self._gone.clear()
         self._meta_dirty.clear()
         self._renames.clear()
+        self._kv.clear()
         self.typeclasses.new_bases.clear()
         if timers is not None:
             timers.committed()

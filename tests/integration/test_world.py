@@ -78,6 +78,12 @@ def boom(ctx: Context) -> None:
     raise RuntimeError("boom after writing")
 
 
+@command("bmake", perm="builder", help="bmake NAME - (builder) make a thing here")
+def bmake(ctx: Context) -> None:
+    create_object(Thing, ctx.args, location=ctx.caller.location)
+    ctx.session.msg(f"built {ctx.args}")
+
+
 @command("sched", help="sched SECONDS WORD - a stored call")
 def sched(ctx: Context) -> None:
     delay, _, word = ctx.args.partition(" ")
@@ -225,6 +231,24 @@ def test_a_timer_due_during_a_reload_or_a_crash_runs_once(world_game: GameRunner
         await ask(me, "getv fired", r"value fired=\['during-reload', 'during-crash'\]")
         await asyncio.sleep(0.5)  # a second run would have come by now
         assert len(re.findall("fired during-", "\n".join(me.lines))) == 2
+        me.close()
+
+    asyncio.run(scenario())
+
+
+def test_roles_from_run_py_admin(world_game: GameRunner) -> None:
+    game = world_game
+
+    async def scenario() -> None:
+        me = await player(game, create=False)
+        await ask(me, "bmake crate", "Command 'bmake' is not available")
+        await cli(game, "admin", "maker", "--role", "builder")
+        await ask(me, "bmake crate", "built crate")  # at once, no reload
+        await ask(me, "reload", "Command 'reload' is not available")  # builder < admin
+        await cli(game, "admin", "maker")
+        await ask(me, "bmake box", "built box")  # an admin may do what a builder may
+        await cli(game, "admin", "maker", "--revoke", "--role", "builder")
+        await ask(me, "bmake chest", "Command 'bmake' is not available")
         me.close()
 
     asyncio.run(scenario())

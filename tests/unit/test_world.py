@@ -16,7 +16,13 @@ import pytest
 
 from ipc.frames import DataOut, Frame, InputItem, SessionData
 from server.api import Command, Context, Registry
-from server.store import SCHEMA_VERSION, SchemaTooNew, open_database, schema_version
+from server.store import (
+    SCHEMA_VERSION,
+    KeyValueStore,
+    SchemaTooNew,
+    open_database,
+    schema_version,
+)
 from server.world import Character, Exit, ObjectDeleted, Room, Thing, World, WorldReadOnly
 from server.world.typeclasses import RENAMES, typeclass_renamed
 
@@ -265,9 +271,12 @@ def test_a_raising_command_is_undone_and_output_waits_for_the_commit(world: Worl
     registry = Registry()
     order: list[str] = []
 
+    store = KeyValueStore(world.db, world)
+
     def make(ctx: Context) -> None:
-        Thing_ = world.create(Thing, ctx.args, location=hall)
-        ctx.session.msg(f"made {Thing_.key}")
+        made = world.create(Thing, ctx.args, location=hall)
+        store.set(f"made-{ctx.args}", made.id)
+        ctx.session.msg(f"made {made.key}")
         if ctx.args == "boom":
             raise RuntimeError("after a write")
 
@@ -306,6 +315,8 @@ def test_a_raising_command_is_undone_and_output_waits_for_the_commit(world: Worl
     assert order == ["commit", "output"]
     assert [o.key for o in hall.contents] == ["sword"]
     assert [o.key for o in reopen_same(world)] == ["Hall", "sword"]
+    assert store.get("made-sword") == 2 and store.get("made-boom") is None
+    assert world.db.execute("SELECT key FROM kv").fetchall() == [("made-sword",)]
 
 
 def reopen_same(world: World) -> list[Any]:
@@ -327,3 +338,23 @@ def test_characters_and_puppets(world: World) -> None:
     again.server_data = session.server_data  # what the portal gives back after a reload
     assert world.bind(again) is char and again.puppet is char
     assert world.login(ServerSession(), 7, "alice") is char  # the same one, no new one
+
+
+def test_roles_grant_revoke_and_include(dbpath: Path) -> None:
+    from server.accounts import AccountStore, ScryptCost
+    from server.admin import grant
+
+    store = AccountStore(open_database(dbpath), cost=ScryptCost(n=1024))
+    try:
+        alice = asyncio.run(store.create("alice", "secret1"))
+        assert store.role(alice.uid) == "player" and not store.has_role(alice.uid, "builder")
+        assert grant(store, "alice", False, "builder") == "alice is now a builder."
+        assert store.has_role(alice.uid, "builder") and not store.is_admin(alice.uid)
+        assert grant(store, "alice", False, "admin") == "alice is now an admin."
+        assert store.has_role(alice.uid, "builder")  # admin includes builder
+        assert "already an admin" in grant(store, "alice", False, "builder")
+        assert grant(store, "alice", True, "builder") == "alice is no longer a builder."
+        assert store.role(alice.uid) == "player"
+        assert "is not an admin" in grant(store, "alice", True, "admin")
+    finally:
+        store.close()
