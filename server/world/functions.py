@@ -42,11 +42,13 @@ def get_object(oid: int | str) -> WorldObject | None:
 
 
 def search_object(query: str, *, location: WorldObject | None = None,
-                  typeclass: type | str | None = None, exact: bool = False
+                  typeclass: type | str | None = None, exact: bool | None = None
                   ) -> list[WorldObject]:
     """Objects named `query` (key or alias, any case; or "#12"): in `location` (and the
-    location itself) when given, else in the whole world (indexed). Without `exact`,
-    names beginning with the query match when no name is exact."""
+    location itself) when given, else in the whole world (indexed). Unless `exact`,
+    names beginning with the query match when no name is exact; `exact` defaults to
+    False in a location and True in the whole world (where `exact=False` scans every
+    object)."""
     scopes = None if location is None else [location]
     return current_world().search(query, scopes=scopes, typeclass=typeclass, exact=exact)
 

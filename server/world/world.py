@@ -317,12 +317,17 @@ class World:
         return iter(list(self.objects.values()))
 
     def search(self, query: str, *, scopes: Iterable[WorldObject] | None = None,
-               typeclass: type | str | None = None, exact: bool = False) -> list[WorldObject]:
+               typeclass: type | str | None = None, exact: bool | None = None
+               ) -> list[WorldObject]:
         """Objects whose key or an alias is `query` (any case), or `#id`.
 
         With `scopes`, only the contents of those objects (and the scopes themselves);
-        else everywhere (indexed). Without `exact`, when nothing is named exactly, names
-        that begin with the query (or with a word of it) match too."""
+        else everywhere (indexed). Unless `exact`, when nothing is named exactly, names
+        that begin with the query (or with a word of it) match too. `exact` defaults to
+        False in scopes and True everywhere: a partial name over the whole world is a
+        scan of every object (about 50 ms per 100,000), asked for with `exact=False`."""
+        if exact is None:
+            exact = scopes is None
         query = query.strip()
         if query.startswith("#") and query[1:].isdigit():
             obj = self.objects.get(int(query[1:]))

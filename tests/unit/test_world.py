@@ -358,3 +358,41 @@ def test_roles_grant_revoke_and_include(dbpath: Path) -> None:
         assert "is not an admin" in grant(store, "alice", True, "admin")
     finally:
         store.close()
+
+
+def test_a_line_naming_an_exit_uses_it(world: World) -> None:
+    from server.sessions import ServerSessionHandler
+
+    hall = world.create(Room, "Hall")
+    yard = world.create(Room, "Yard", attributes={"desc": "Grass."})
+    world.create(Exit, "north", location=hall, destination=yard, aliases=["n"])
+    world.start_location = hall
+
+    async def scenario() -> list[str]:
+        sent: list[Frame] = []
+        handler = ServerSessionHandler(Registry(), sent.append)
+        handler.world = world
+        handler.game = FakeGame(world)  # type: ignore[assignment]
+        session = handler.connect(SessionData(sessid=1, protocol_key="telnet", address="x"))
+        session.logged_in = True
+        world.login(session, 1, "alice")
+        handler.receive_input([InputItem(1, 1, "text", ["N"], {})])
+        await asyncio.sleep(0.01)
+        assert session.puppet is not None and session.puppet.location is yard
+        return [i.args[0] for f in sent if isinstance(f, DataOut) for i in f.items]
+
+    texts = asyncio.run(scenario())
+    assert any("Yard" in t and "Grass." in t for t in texts)  # Character.at_post_move looks
+
+
+def test_a_catch_up_swaps_a_changed_typeclass(world: World, dbpath: Path) -> None:
+    box = world.create(Thing, "box")
+    world.commit()
+    standby = World.open(open_database(dbpath))
+    copy = standby.get(box.id)
+    box.swap_typeclass(Exit)
+    world.commit()
+    standby.catch_up()
+    assert standby.get(box.id) is copy and type(copy) is Exit
+    assert standby.of_type(Exit) == [copy] and standby.of_type(Thing) == []
+    standby.close()
