@@ -72,6 +72,8 @@ class AttributeHandler:
         value = attrs.get(name, default)
         if _mutable(value):
             obj._world._touch(obj)
+        elif isinstance(value, WorldObject) and not value._alive:
+            return None  # as it reads back once stored
         return value
 
     def add(self, name: str, value: Any) -> None:

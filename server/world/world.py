@@ -386,9 +386,9 @@ class World:
             self.delete(exit_)
         for inside in list(obj._contents or ()):
             home = inside._home
-            target = home if home is not None and home is not obj and home._alive \
-                else obj._location
-            self._set_location(inside, target)
+            usable = home is not None and home._alive and not _within(home, obj) \
+                and not _within(home, inside)
+            self._set_location(inside, home if usable else obj._location)
         for session in list(self._puppets.get(obj, ())):
             self.unpuppet(session)
         self._touch(obj)
@@ -662,11 +662,8 @@ class World:
         if location is not None:
             if not location._alive:
                 raise ObjectDeleted(f"{location!r} was deleted")
-            here: WorldObject | None = location
-            while here is not None:
-                if here is obj:
-                    raise ValueError(f"{obj!r} cannot be inside itself")
-                here = here._location
+            if _within(location, obj):
+                raise ValueError(f"{obj!r} cannot be inside itself")
         self._touch(obj)
         self._place(obj, location)
 
@@ -824,6 +821,16 @@ class World:
             self._gone.discard(obj.id)
         else:
             obj._alive = False
+
+
+def _within(place: WorldObject, container: WorldObject) -> bool:
+    """Whether `place` is `container` or somewhere inside it."""
+    here: WorldObject | None = place
+    while here is not None:
+        if here is container:
+            return True
+        here = here._location
+    return False
 
 
 def _by_id(obj: WorldObject) -> int:
