@@ -4,6 +4,7 @@ typeclass fallback, timers, and the handler's savepoint and commit-before-output
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import sys
@@ -426,10 +427,8 @@ def apply(world: World, op: str, a: int, b: int) -> None:
     if op == "create":
         world.create(Thing, f"t{a}", location=y, aliases=[f"a{b}"], tags=[f"g{a % 3}"])
     elif op == "move":
-        try:
+        with contextlib.suppress(ValueError):  # into itself
             x.move_to(y, quiet=True)
-        except ValueError:
-            pass  # into itself
     elif op == "attr":
         x.db.v = [a, b, y]
     elif op == "key":
