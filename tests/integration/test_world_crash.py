@@ -75,7 +75,7 @@ def test_every_answered_write_survives_20_sigkills(game_factory: type[GameRunner
         killed = 0
         deadline = time.monotonic() + 60
         while killed < KILLS and time.monotonic() < deadline:
-            await asyncio.sleep(rng.uniform(0.05, 0.6))
+            await asyncio.sleep(rng.uniform(0.05, 0.4))
             before = len(answered)
             pid = server_pid(supervisor)
             if pid is None:
