@@ -251,9 +251,11 @@ class WorldObject:
         return not self._alive
 
     def is_typeclass(self, typeclass: type | str, exact: bool = False) -> bool:
-        cls = self._world.typeclasses.resolve(typeclass) if isinstance(typeclass, str) \
-            else typeclass
-        return type(self) is cls if exact else isinstance(self, cls)
+        """Whether this object is of `typeclass` (a class or a path; a path that does
+        not import matches the objects stored with it)."""
+        from server.world.world import _matches
+
+        return _matches(self, self._path, self._world._class_or_path(typeclass), exact)
 
     def swap_typeclass(self, typeclass: type[WorldObject] | str) -> None:
         """Make this object an instance of another typeclass, keeping its data."""

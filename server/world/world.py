@@ -34,6 +34,7 @@ from server.world.typeclasses import (
     Room,
     Thing,
     Typeclasses,
+    import_class,
     normalise,
     path_of,
 )
@@ -180,9 +181,12 @@ class World:
             obj = self.objects.get(oid)
             if obj is not None:
                 self._unregister(obj)
+        known = set(self.objects)
         updated = [self._refresh(row) for row in changes.objects]
         for obj, row in zip(updated, changes.objects, strict=True):
             self._link(obj, row)
+        self._run_at_init(o for o, row in zip(updated, changes.objects, strict=True)
+                          if row[0] not in known)
         if self.timers is not None:
             self.timers.catch_up(changes.timers, changes.gone_timers)
         self._gone.clear()
@@ -274,8 +278,7 @@ class World:
 
         `at_object_creation` runs once, after the fields and `attributes` are set, so it
         may read them. `home` defaults to `location`."""
-        cls = self.typeclasses.resolve(normalise(typeclass)) if isinstance(typeclass, str) \
-            else typeclass
+        cls = self._class_of(typeclass)
         self._check_writable()
         oid = self._next_id
         self._next_id += 1
@@ -299,7 +302,7 @@ class World:
         obj._home = home if home is not None else location
         self._lead(obj, destination)
         obj.at_object_creation()
-        return obj  # type: ignore[return-value]
+        return obj
 
     def get(self, oid: int | str) -> WorldObject | None:
         """The object with id `oid` (an int or "#12"), or None."""
@@ -358,13 +361,14 @@ class World:
         return sorted(found, key=_by_id)
 
     def of_type(self, typeclass: type | str, exact: bool = False) -> list[WorldObject]:
-        """Objects of a typeclass (and its subclasses, unless `exact`), in id order."""
-        cls = self.typeclasses.resolve(normalise(typeclass)) if isinstance(typeclass, str) \
-            else typeclass
+        """Objects of a typeclass (and its subclasses, unless `exact`), in id order. A
+        path that does not import finds the objects stored with exactly that path (they
+        run as a fallback class meanwhile)."""
+        wanted = self._class_or_path(typeclass)
         found: list[WorldObject] = []
-        for members in self._classes.values():
+        for path, members in self._classes.items():
             first = next(iter(members), None)
-            if first is not None and (type(first) is cls if exact else isinstance(first, cls)):
+            if first is not None and _matches(first, path, wanted, exact):
                 found.extend(members)
         return sorted(found, key=_by_id)
 
@@ -372,9 +376,26 @@ class World:
                  ) -> list[WorldObject]:
         if typeclass is None:
             return found
-        cls = self.typeclasses.resolve(normalise(typeclass)) if isinstance(typeclass, str) \
-            else typeclass
-        return [o for o in found if isinstance(o, cls)]
+        wanted = self._class_or_path(typeclass)
+        return [o for o in found if _matches(o, o._path, wanted, False)]
+
+    def _class_or_path(self, typeclass: type | str) -> type | str:
+        """A class as given; a path as its class, or (not importable) as the path."""
+        if not isinstance(typeclass, str):
+            return typeclass
+        path = normalise(typeclass)
+        try:
+            return self._class_of(path)
+        except ImportError:
+            return path
+
+    def _class_of(self, typeclass: type[T] | str) -> type[T]:
+        """The class a `create` or `swap_typeclass` asks for; ImportError if a path does
+        not import (a new object never falls back)."""
+        if not isinstance(typeclass, str):
+            return typeclass
+        path = normalise(typeclass)
+        return import_class(RENAMES.get(path, path))  # type: ignore[return-value]
 
     def delete(self, obj: WorldObject) -> bool:
         """Delete `obj` (see `WorldObject.delete`)."""
@@ -675,8 +696,7 @@ class World:
             obj._home = target
 
     def _swap_typeclass(self, obj: WorldObject, typeclass: type[WorldObject] | str) -> None:
-        cls = self.typeclasses.resolve(normalise(typeclass)) if isinstance(typeclass, str) \
-            else typeclass
+        cls = self._class_of(typeclass)
         self._touch(obj)
         self._drop(self._classes, obj._path, obj)
         obj.__class__ = cls
@@ -821,6 +841,12 @@ class World:
             self._gone.discard(obj.id)
         else:
             obj._alive = False
+
+
+def _matches(obj: WorldObject, path: str, wanted: type | str, exact: bool) -> bool:
+    if isinstance(wanted, str):
+        return path == wanted
+    return type(obj) is wanted if exact else isinstance(obj, wanted)
 
 
 def _within(place: WorldObject, container: WorldObject) -> bool:

@@ -177,11 +177,19 @@ def test_new_code_for_old_data_and_the_fallback(game_module: types.ModuleType,
     assert [o.swing() for o in again.of_type(Thing)] == [f"new swing {i}" for i in range(3)]
     del sys.modules[GAME_MODULE]  # the module is gone: objects load as the base class
     with caplog.at_level(logging.WARNING):
-        fallen = reopen(dbpath)
+        fallen = World.open(open_database(dbpath), writable=True)
+    fallen.close()
     assert [type(o) for o in fallen] == [Thing] * 3
     assert [o.db.n for o in fallen] == [0, 1, 2]
     assert [o.typeclass_path for o in fallen] == [f"{GAME_MODULE}.Sword"] * 3
     assert sum("does not import" in r.message for r in caplog.records) == 1
+    fallen.create(Thing, "plain")
+    assert [o.key for o in fallen.of_type(f"{GAME_MODULE}.Sword")] == ["sword 0", "sword 1",
+                                                                       "sword 2"]
+    assert fallen.objects[1].is_typeclass(f"{GAME_MODULE}.Sword")
+    assert not fallen.search("plain")[0].is_typeclass(f"{GAME_MODULE}.Sword")
+    with pytest.raises(ImportError):
+        fallen.create(f"{GAME_MODULE}.Sword", "new")  # a new object never falls back
 
 
 def test_a_renamed_typeclass_is_one_line(game_module: types.ModuleType, dbpath: Path) -> None:
