@@ -98,6 +98,8 @@ class ServerSessionHandler:
         if frame.run_id != self.run_id:
             self.sessions.clear()
             self.run_id = frame.run_id
+            if self.world is not None:
+                self.world.forget_all_sessions()  # their players are gone with the portal
         for data in frame.sessions:
             session = self.sessions.get(data.sessid) or self._new_session(data)
             session.load_sync_data(data)

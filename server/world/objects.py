@@ -388,10 +388,19 @@ class WorldObject:
         """Find an object by key, alias or `#id`, as this object sees it.
 
         Looks in this object's contents and its location's (or only in `location`), or
-        everywhere with `global_search`. Exact names first, then names beginning with the
-        query. Returns the one match, or None after telling this object why (no match,
-        or several); with `quiet` it returns the list of matches and tells nothing.
+        everywhere with `global_search` (exact names only there). "me" (or "self") is
+        this object and "here" its location. Exact names first, then names beginning
+        with the query. Returns the one match, or None after telling this object why (no
+        match, or several); with `quiet` it returns the list of matches and tells nothing.
         """
+        word = query.strip().lower()
+        if word in ("me", "self", "here"):
+            found_self = self._location if word == "here" else self
+            if quiet:
+                return [] if found_self is None else [found_self]
+            if found_self is None:
+                self.msg(f"Could not find '{query}'.")
+            return found_self
         scopes: list[WorldObject] | None
         if global_search:
             scopes = None

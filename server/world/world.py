@@ -507,6 +507,13 @@ class World:
             session.puppet = None
             obj.at_post_unpuppet(session)
 
+    def forget_all_sessions(self) -> None:
+        """Every session is gone (a new portal run): no object is puppeted any more."""
+        for players in self._puppets.values():
+            for session in players:
+                session.puppet = None
+        self._puppets.clear()
+
     def login(self, session: ServerSession, uid: int, name: str) -> WorldObject:
         """Puppet the account's first character where it last was (made if it has none)."""
         characters = self.characters_of(uid)

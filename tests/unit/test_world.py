@@ -59,6 +59,8 @@ def test_objects_fields_and_queries(world: World) -> None:
     assert world.search("sword", scopes=[hall]) == [sword]  # a word of the name
     assert world.search("blade") == [sword] and world.search("#4") == [sword]
     assert world.search("blade", scopes=[yard]) == []
+    assert sword.search("here") is hall and sword.search("me", quiet=True) == [sword]
+    assert north.search("sw") is sword  # a local search takes the start of a name
     assert world.tagged("weapon") == [sword] and world.tagged("rare", "quality") == [sword]
     assert world.of_type(Room) == [hall, yard] and world.of_type(Thing) == [sword]
     assert "A long hall." in hall.return_appearance()
