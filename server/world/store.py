@@ -100,10 +100,6 @@ class Batch:
     renames: dict[str, str] = field(default_factory=dict)
     kv: dict[str, bytes | None] = field(default_factory=dict)  # the game's key-value table
 
-    def empty(self) -> bool:
-        return not (self.objects or self.gone_objects or self.timers or self.gone_timers
-                    or self.bases or self.renames or self.kv)
-
 
 def create_tables(db: sqlite3.Connection) -> None:
     """Create what is missing (statement by statement: inside a caller's transaction)."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 import gc
 import logging
 import sqlite3
-import time
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -36,7 +35,6 @@ from server.world.typeclasses import (
     Typeclasses,
     import_class,
     normalise,
-    path_of,
 )
 
 if TYPE_CHECKING:
@@ -878,8 +876,4 @@ def _begins(obj: WorldObject, want: str) -> bool:
     return False
 
 
-def now() -> float:
-    return time.time()
-
-
-__all__ = ["World", "WorldReadOnly", "current_world", "path_of"]
+__all__ = ["World", "WorldReadOnly", "current_world"]
