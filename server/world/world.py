@@ -179,12 +179,11 @@ class World:
             obj = self.objects.get(oid)
             if obj is not None:
                 self._unregister(obj)
-        known = set(self.objects)
-        updated = [self._refresh(row) for row in changes.objects]
+        fresh: list[WorldObject] = []
+        updated = [self._refresh(row, fresh) for row in changes.objects]
         for obj, row in zip(updated, changes.objects, strict=True):
             self._link(obj, row)
-        self._run_at_init(o for o, row in zip(updated, changes.objects, strict=True)
-                          if row[0] not in known)
+        self._run_at_init(fresh)
         if self.timers is not None:
             self.timers.catch_up(changes.timers, changes.gone_timers)
         self._gone.clear()
@@ -236,11 +235,14 @@ class World:
             return Room
         return Thing
 
-    def _refresh(self, row: rows.ObjectRow) -> WorldObject:
-        """A catch-up row: the object updated in place (same instance), or made."""
+    def _refresh(self, row: rows.ObjectRow, fresh: list[WorldObject]) -> WorldObject:
+        """A catch-up row: the object updated in place (same instance), or made (and
+        noted in `fresh`)."""
         obj = self.objects.get(row[0])
         if obj is None:
-            return self._materialise(row)
+            obj = self._materialise(row)
+            fresh.append(obj)
+            return obj
         self._unindex(obj)
         _, key, path, _, _, _, aliases, tags, attrs, _ = row
         if path != obj._path:
