@@ -253,6 +253,11 @@ class WorldBench(Bench):
         result = await asyncio.to_thread(self.game.cli, *args, timeout=180)
         return result.returncode, result.stdout + result.stderr
 
+    async def trigger_reload(self) -> tuple[bool, str]:
+        code, out = await self.cli("reload")
+        why = "" if code == 0 else ": " + " | ".join(out.strip().splitlines()[-6:])
+        return code == 0, f"exit {code}{why}"
+
     async def saturate(self) -> dict[str, Any]:
         """`--saturation-clients` closed-loop writers for `--saturation-seconds`."""
         args = self.args

@@ -211,8 +211,9 @@ class ServerProcess(ChildProcess):
         )
         hello = Hello(role="server", pid=os.getpid(), secret=env.secret, standby=env.standby)
         self.control.send(hello)
+        self.control.flush()  # before anything else: a heartbeat (urgent) must not pass it
         try:
-            self.load()
+            await self.load()
         except BaseException:
             return self.fail(traceback.format_exc())
         await self.dial_portal()
@@ -234,13 +235,20 @@ class ServerProcess(ChildProcess):
         self.link.send(Hello(role="server", pid=os.getpid(), secret=env.secret,
                              standby=standby))
 
-    def load(self) -> None:
+    async def load(self) -> None:
         load_game(self.env.game_dir)
         db = open_database(self.env.state_dir / "game.db")
         server = self.settings.server
         accounts = AccountStore(db, server.login_workers, ScryptCost(n=server.scrypt_n))
         started = time.perf_counter()
-        self.world = world = World.open(db)
+        steps = World.opening(db)
+        while True:  # in steps: the loop (heartbeats) runs between them
+            try:
+                next(steps)
+            except StopIteration as done:
+                self.world = world = done.value
+                break
+            await asyncio.sleep(0)
         log.info("world loaded: %d objects in %.3fs", len(world), time.perf_counter() - started)
         game = ServerGame(self.settings.game.name, accounts, KeyValueStore(db, world),
                           self.handler, self.request, PublicKeyStore(db), server, world)

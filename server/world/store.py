@@ -14,7 +14,7 @@ leave a tombstone (`world_gone`) so that a catch-up sees the deletion.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,16 +114,39 @@ def _meta(db: sqlite3.Connection) -> dict[str, Any]:
 
 def load(db: sqlite3.Connection) -> Snapshot:
     """The whole world, consistent as of one change `seq` (one read transaction)."""
+    objects: list[ObjectRow] = []
+    steps = load_steps(db, lambda snapshot: None, objects.extend)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            snapshot: Snapshot = done.value
+            snapshot.objects = objects
+            return snapshot
+
+
+def load_steps(db: sqlite3.Connection, header: Callable[[Snapshot], None],
+               take: Callable[[list[ObjectRow]], None], chunk: int = 20_000
+               ) -> Generator[None, None, Snapshot]:
+    """`load` in steps, all in one read transaction: `header` gets the counters and the
+    typeclasses' bases first, `take` the object rows `chunk` at a time, with a yield
+    after each (where a server lets its loop run: heartbeats); returns the snapshot
+    (its `objects` empty: they went to `take`)."""
     db.execute("BEGIN")
     try:
         meta = _meta(db)
-        objects = db.execute(f"SELECT {_OBJECT_COLUMNS} FROM world_objects").fetchall()
-        timers = db.execute(f"SELECT {_TIMER_COLUMNS} FROM world_timers").fetchall()
         bases = {path: list(msgspec.msgpack.decode(blob)) for path, blob in
                  db.execute("SELECT path, bases FROM world_typeclasses")}
+        snapshot = Snapshot(int(meta.get("seq", 0)), [], [], meta, bases)
+        header(snapshot)
+        cursor = db.execute(f"SELECT {_OBJECT_COLUMNS} FROM world_objects")
+        while batch := cursor.fetchmany(chunk):
+            take(batch)
+            yield
+        snapshot.timers = db.execute(f"SELECT {_TIMER_COLUMNS} FROM world_timers").fetchall()
     finally:
         db.execute("COMMIT")
-    return Snapshot(int(meta.get("seq", 0)), objects, timers, meta, bases)
+    return snapshot
 
 
 def changes_since(db: sqlite3.Connection, seq: int) -> Snapshot:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import gc
 import logging
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -47,6 +47,7 @@ T = TypeVar("T", bound=WorldObject)
 
 ACCOUNT_TAG = "_account"  # the tag category that says which account owns a character
 PUPPET_KEY = "_puppet"  # in session.server_data: the id of the session's puppet
+LOAD_CHUNK = 20_000  # objects loaded between two turns of a server's event loop
 
 
 class WorldReadOnly(RuntimeError):
@@ -129,12 +130,25 @@ class World:
     def open(cls, db: sqlite3.Connection, writable: bool = False) -> World:
         """Create the tables if needed and load everything; `writable` opens it at once
         (a server opens it when it attaches, see `open_for_writes`)."""
+        steps = cls.opening(db, writable)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                world: World = done.value
+                return world
+
+    @classmethod
+    def opening(cls, db: sqlite3.Connection, writable: bool = False
+                ) -> Generator[None, None, World]:
+        """`open` in steps: it yields every 20,000 objects, so that a server can let its
+        event loop run between them (heartbeats keep flowing during a long load)."""
         from server.world.timers import Timers
 
         rows.create_tables(db)
         world = cls(db)
         Timers(world)
-        world.load()
+        yield from world.load_steps()
         _current.append(world)
         if writable:
             world.open_for_writes()
@@ -144,21 +158,34 @@ class World:
         if self in _current:
             _current.remove(self)
 
-    def load(self) -> None:
-        """Everything, from one consistent snapshot. The cyclic collector is paused while
-        the objects are made (a full collection per 700 allocations would double the
-        time) and the loaded objects are moved out of its way afterwards (`gc.freeze`),
-        so later collections do not walk the whole world."""
-        snapshot = rows.load(self.db)
-        self.typeclasses.known_bases.update(snapshot.bases)
-        self._apply_meta(snapshot.meta)
+    def load_steps(self, chunk: int = LOAD_CHUNK) -> Generator[None, None, None]:
+        """Everything, from one consistent snapshot, with a yield every `chunk` objects.
+        The cyclic collector is paused while the objects are made (a collection every
+        700 allocations would double the time) and the loaded objects are moved out of
+        its way afterwards (`gc.freeze`), so later collections do not walk the world."""
+        made: list[WorldObject] = []
+        links: list[tuple[int | None, int | None, int | None]] = []
+
+        def header(snapshot: rows.Snapshot) -> None:
+            self.typeclasses.known_bases.update(snapshot.bases)
+            self._apply_meta(snapshot.meta)
+
+        def take(batch: list[rows.ObjectRow]) -> None:
+            for row in batch:
+                made.append(self._materialise(row))
+                links.append((row[3], row[4], row[5]))
+
         paused = gc.isenabled()
         gc.disable()
         try:
-            made = [self._materialise(row) for row in snapshot.objects]
-            for obj, row in zip(made, snapshot.objects, strict=True):
-                self._link(obj, row)
-            del snapshot.objects[:]
+            snapshot = yield from rows.load_steps(self.db, header, take, chunk)
+            get = self.objects.get
+            for index, (obj, (loc, home, dest)) in enumerate(zip(made, links, strict=True)):
+                self._place(obj, None if loc is None else get(loc))
+                obj._home = None if home is None else get(home)
+                self._lead(obj, None if dest is None else get(dest))
+                if index % chunk == chunk - 1:
+                    yield
         finally:
             if paused:
                 gc.enable()
