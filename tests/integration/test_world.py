@@ -252,3 +252,18 @@ def test_roles_from_run_py_admin(world_game: GameRunner) -> None:
         me.close()
 
     asyncio.run(scenario())
+
+
+def test_a_takeover_plays_the_same_character(world_game: GameRunner) -> None:
+    game = world_game
+
+    async def scenario() -> None:
+        first = await player(game, create=False)
+        await ask(first, "setv seat kept", "stored seat=kept")
+        second = await player(game, create=False)  # multisession "takeover": first closes
+        await first.wait_closed()
+        await ask(second, "getv seat", "value seat=kept")  # the same character, in place
+        await ask(second, "shine me", "Character cannot shine")
+        second.close()
+
+    asyncio.run(scenario())
