@@ -47,6 +47,7 @@ T = TypeVar("T", bound=WorldObject)
 
 ACCOUNT_TAG = "_account"  # the tag category that says which account owns a character
 PUPPET_KEY = "_puppet"  # in session.server_data: the id of the session's puppet
+TYPECLASS_PACKAGES = ("hearth_game.", "server.world.")  # where a path given as text may point
 LOAD_CHUNK = 20_000  # objects loaded between two turns of a server's event loop
 
 
@@ -418,11 +419,17 @@ class World:
 
     def _class_of(self, typeclass: type[T] | str) -> type[T]:
         """The class a `create` or `swap_typeclass` asks for; ImportError if a path does
-        not import (a new object never falls back)."""
+        not import (a new object never falls back), or is outside the game package and
+        `server.world` (a builder typing a path cannot make the server import any module
+        it likes)."""
         if not isinstance(typeclass, str):
             return typeclass
         path = normalise(typeclass)
-        return import_class(RENAMES.get(path, path))  # type: ignore[return-value]
+        path = RENAMES.get(path, path)
+        if not path.startswith(TYPECLASS_PACKAGES):
+            raise ImportError(f"{path}: typeclasses live in the game package "
+                              f"({', '.join(TYPECLASS_PACKAGES)})")
+        return import_class(path)  # type: ignore[return-value]
 
     def delete(self, obj: WorldObject) -> bool:
         """Delete `obj` (see `WorldObject.delete`)."""

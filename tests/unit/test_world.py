@@ -68,6 +68,9 @@ def test_objects_fields_and_queries(world: World) -> None:
     assert hall.contents == [north] and yard.contents == [sword]
     with pytest.raises(ValueError):
         hall.location = hall
+    with pytest.raises(ImportError, match="game package"):
+        world.create("antigravity.Fly", "x")  # a typed path may not import any module
+    assert type(world.create("server.world.typeclasses.Thing", "stone")) is Thing
 
 
 def test_attributes_persist_with_references(world: World, dbpath: Path) -> None:
