@@ -254,6 +254,11 @@ def test_schema_migrates_an_old_database(dbpath: Path) -> None:
         INSERT INTO accounts (name, hash, salt, created) VALUES ('second', x'00', x'00', 0);
         CREATE TABLE kv (key TEXT PRIMARY KEY, value BLOB NOT NULL);
         INSERT INTO kv VALUES ('motd', x'a26869');
+        CREATE TABLE ssh_keys (id INTEGER PRIMARY KEY AUTOINCREMENT, uid INTEGER NOT NULL,
+            blob BLOB NOT NULL, algorithm TEXT NOT NULL, fingerprint TEXT NOT NULL,
+            comment TEXT NOT NULL DEFAULT '', added REAL NOT NULL, UNIQUE (uid, blob));
+        INSERT INTO ssh_keys (uid, blob, algorithm, fingerprint, added)
+            VALUES (1, x'01', 'ssh-ed25519', 'SHA256:x', 0);
     """)
     old.close()
     db = open_database(dbpath)
@@ -261,6 +266,10 @@ def test_schema_migrates_an_old_database(dbpath: Path) -> None:
     roles = db.execute("SELECT name, role FROM accounts ORDER BY id").fetchall()
     assert roles == [("first", "admin"), ("second", "player")]
     assert db.execute("SELECT value FROM kv").fetchone() == (b"\xa2hi",)
+    assert db.execute("SELECT uid, fingerprint FROM ssh_keys").fetchall() == [(1, "SHA256:x")]
+    empty = World.open(db)  # the world's tables are there, empty
+    empty.close()
+    assert empty.objects == {}
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(SchemaTooNew):
         open_database(dbpath)
