@@ -77,7 +77,7 @@ def ping(ctx: Context) -> None:
 def help_(ctx: Context) -> None:
     available = [c for c in ctx.game.commands()
                  if c.logged_in in (None, ctx.session.logged_in)
-                 and (not c.admin or ctx.game.is_admin(ctx.session))]
+                 and ctx.game.has_perm(ctx.session, c.needs)]
     if ctx.args:
         for cmd in available:
             if ctx.args.lower() in (cmd.key, *cmd.aliases):

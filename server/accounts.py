@@ -35,6 +35,18 @@ HASH_NICE = 10  # how much lower than the game the hashing threads run
 
 
 WRONG_LOGIN = "Wrong name or password."
+# The roles an account may have, lowest first; each includes those before it (an admin may
+# do what a builder may).
+ROLES = ("player", "builder", "admin")
+Role = Literal["player", "builder", "admin"]
+
+
+def role_allows(role: str, needed: str) -> bool:
+    """Whether an account of `role` may do what `needed` may (admin ⊇ builder ⊇ player)."""
+    rank = {name: i for i, name in enumerate(ROLES)}
+    return rank.get(role, 0) >= rank.get(needed, len(ROLES))
+
+
 # Why an account operation failed; `str(error)` is the message for the player.
 AccountProblem = Literal["bad_name", "short_password", "taken", "wrong", "in_use", "refused",
                          "other"]
@@ -117,9 +129,10 @@ class AccountStore:
         digest = await (hasher or self.hash)(password, salt, self.cost)
         try:
             cursor = self._db.execute(
-                "INSERT INTO accounts (name, hash, salt, cost, created, admin) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (name, digest, salt, self.cost.encode(), time.time(), int(admin)),
+                "INSERT INTO accounts (name, hash, salt, cost, created, admin, role) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (name, digest, salt, self.cost.encode(), time.time(), int(admin),
+                 "admin" if admin else "player"),
             )
         except sqlite3.IntegrityError:
             raise AccountError(f"The name {name} is already taken.", "taken") from None
@@ -159,16 +172,33 @@ class AccountStore:
 
     def is_admin(self, uid: int) -> bool:
         """Read from the database each time, so `run.py admin` takes effect at once."""
-        row = self._db.execute("SELECT admin FROM accounts WHERE id = ?", (uid,)).fetchone()
-        return row is not None and bool(row[0])
+        return self.role(uid) == "admin"
 
-    def set_admin(self, name: str, admin: bool = True) -> Account:
-        """Make an existing account an admin (or not); AccountError if there is none."""
+    def role(self, uid: int) -> str:
+        """The account's role ("player", "builder" or "admin"), read each time; "" if
+        there is no such account."""
+        row = self._db.execute("SELECT role FROM accounts WHERE id = ?", (uid,)).fetchone()
+        return "" if row is None else str(row[0])
+
+    def has_role(self, uid: int, needed: str) -> bool:
+        """Whether the account may do what `needed` may (an admin what a builder may)."""
+        return role_allows(self.role(uid), needed)
+
+    def set_role(self, name: str, role: str) -> Account:
+        """Give an existing account exactly `role`; AccountError if there is none."""
+        if role not in ROLES:
+            raise AccountError(f"Roles are {', '.join(ROLES)}.", "other")
         account = self.find(name)
         if account is None:
             raise AccountError(f"There is no account {name}.", "wrong")
-        self._db.execute("UPDATE accounts SET admin = ? WHERE id = ?", (int(admin), account.uid))
+        self._db.execute("UPDATE accounts SET role = ?, admin = ? WHERE id = ?",
+                         (role, int(role == "admin"), account.uid))
         return account
+
+    def set_admin(self, name: str, admin: bool = True) -> Account:
+        """Make an existing account an admin (or, with False, a player); AccountError if
+        there is none."""
+        return self.set_role(name, "admin" if admin else "player")
 
     async def hash(self, password: str, salt: bytes, cost: ScryptCost) -> bytes:
         """Hash in this store's thread pool (`workers` threads, lowered priority)."""

@@ -27,6 +27,20 @@ fairly across addresses::
     except AccountError as exc:   # LoginRefused (throttled) is one too
         ctx.session.msg(str(exc))
 
+The world (`server.world`: persistent typed objects, timers, puppets) is here too; its
+module docstring has the whole summary. A builder command on it::
+
+    from server.api import Context, Thing, command, create_object
+
+    @command("make", perm="builder", help="make NAME - create a thing here.")
+    def make(ctx: Context) -> None:
+        thing = create_object(Thing, ctx.args, location=ctx.caller.location)
+        ctx.caller.msg(f"Made {thing.key} ({thing.dbref}).")   # sent after the commit
+
+Every write a command makes is committed before its output leaves; a command that raises
+has its writes undone and its player told. `perm` is a role the account needs ("builder"
+or "admin"; an admin may do what a builder may; `run.py admin NAME --role builder`).
+
 A command can take the player's next line for itself, unseen by the command parser (and,
 with `hidden=True`, not echoed by the client: passwords)::
 
@@ -52,8 +66,30 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from server import oob
-from server.accounts import Account, AccountError
+from server.accounts import ROLES, Account, AccountError
 from server.logins import LoginRefused, Logins
+from server.world import (
+    Character,
+    Exit,
+    ObjectDeleted,
+    Room,
+    Thing,
+    World,
+    WorldObject,
+    WorldReadOnly,
+    current_world,
+    typeclass_renamed,
+)
+from server.world.functions import (
+    cancel_timer,
+    create_object,
+    get_object,
+    objects_of_type,
+    objects_tagged,
+    schedule,
+    search_object,
+    ticker,
+)
 
 if TYPE_CHECKING:
     from server.accounts import AccountStore
@@ -63,21 +99,40 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HOOKS",
+    "ROLES",
     "Account",
     "AccountError",
+    "Character",
     "Command",
     "CommandFunc",
     "Context",
+    "Exit",
     "Game",
     "LoginRefused",
     "Logins",
+    "ObjectDeleted",
     "Registry",
+    "Room",
+    "Thing",
+    "World",
+    "WorldObject",
+    "WorldReadOnly",
+    "cancel_timer",
     "command",
+    "create_object",
+    "current_world",
+    "get_object",
     "hook",
     "inputfunc",
+    "objects_of_type",
+    "objects_tagged",
     "oob",
     "registry",
     "reply",
+    "schedule",
+    "search_object",
+    "ticker",
+    "typeclass_renamed",
 ]
 
 CommandFunc = Callable[["Context"], Awaitable[None] | None]
@@ -85,7 +140,7 @@ InputFunc = Callable[["ServerSession", list[Any], dict[str, Any]], Awaitable[Non
 
 HOOKS = frozenset(
     {
-        "at_server_start",  # every start, before the server takes players
+        "at_server_start",  # every start, before the server takes players (world read-only)
         "at_server_stop",  # every stop, after the mode's own stop hook
         "at_server_reload_start",
         "at_server_reload_stop",
@@ -129,6 +184,13 @@ class Game(Protocol):
     def is_admin(self, session: ServerSession) -> bool:
         """Whether the session's account is an admin (`run.py admin NAME`)."""
         ...
+    def has_perm(self, session: ServerSession, perm: str | None) -> bool:
+        """Whether the session's account has role `perm` or a higher one (None: anyone)."""
+        ...
+    @property
+    def world(self) -> World:
+        """Every object of the game (`server.world.World`)."""
+        ...
     def commands(self) -> Iterable[Command]: ...
 
 
@@ -141,6 +203,12 @@ class Command:
     # None: everywhere; True: only once logged in; False: only at the connection screen.
     logged_in: bool | None = True
     admin: bool = False
+    perm: str | None = None  # the role needed ("builder", "admin"); admin=True means "admin"
+
+    @property
+    def needs(self) -> str | None:
+        """The role this command needs, if any."""
+        return "admin" if self.admin else self.perm
 
 
 @dataclass(slots=True)
@@ -153,6 +221,21 @@ class Context:
     args: str  # the rest of the line, stripped (for a reply: the whole line)
     command: Command
     data: dict[str, Any] = field(default_factory=dict)  # a reply's keywords from `ask`
+
+    @property
+    def caller(self) -> WorldObject:
+        """The character the session plays (`session.puppet`). Every logged-in session
+        has one; before login (or for a session the game unpuppeted) this raises
+        RuntimeError: test `ctx.session.puppet` there instead."""
+        puppet = self.session.puppet
+        if puppet is None:
+            raise RuntimeError(f"session {self.session.sessid} plays no character "
+                               "(not logged in?); ctx.session.puppet is None")
+        return puppet
+
+    @property
+    def world(self) -> World:
+        return self.game.world
 
 
 @dataclass
@@ -189,12 +272,17 @@ def command(
     help: str = "",
     logged_in: bool | None = True,
     admin: bool = False,
+    perm: str | None = None,
 ) -> Callable[[CommandFunc], CommandFunc]:
-    """Register a command by name, with aliases and help text."""
+    """Register a command by name, with aliases and help text. With `perm` ("builder" or
+    "admin") only accounts with that role or a higher one see and run it; `admin=True`
+    is `perm="admin"`."""
+    if perm is not None and perm not in ROLES:
+        raise ValueError(f"unknown perm {perm!r}; roles are {', '.join(ROLES)}")
 
     def register(func: CommandFunc) -> CommandFunc:
         text = help or (func.__doc__ or "").strip()
-        registry.add_command(Command(key, func, tuple(aliases), text, logged_in, admin))
+        registry.add_command(Command(key, func, tuple(aliases), text, logged_in, admin, perm))
         return func
 
     return register

@@ -4,12 +4,17 @@ Start-up, in order (a failure at any step before "ready" is sent to the supervis
 `StartFailed` with the traceback, and the process exits non-zero):
 
 1. dial the supervisor's control socket (heartbeats flow from this event loop from now on);
-2. import the game package and open the database, then run `at_server_start`;
+2. import the game package, open the database and load the world (read-only), then run
+   `at_server_start`;
 3. dial the portal. A normal server is attached at once (`PSync`); a *standby* (started
    for a reload or reset) waits, reports ready, and is attached once the old server has
-   stopped and the portal sends `PSync`;
-4. on `StopServer` it finishes running commands, runs the stop hooks, pushes every
-   session to the portal, says `ServerStopped`, and exits.
+   stopped and the portal sends `PSync`. While it waits it catches up on the world's
+   changes every `CATCH_UP_EVERY` seconds, so that at the attach only the last few
+   milliseconds of the old server's writes remain to read;
+4. at the attach the world catches up a last time and opens for writes (and its timers
+   start); sessions are bound to their puppets again;
+5. on `StopServer` it finishes running commands, runs the stop hooks, commits and pushes
+   every session to the portal, says `ServerStopped`, and exits.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import asyncio
 import logging
 import os
 import sys
+import time
 import traceback
 from collections.abc import Iterable
 from typing import Any
@@ -59,12 +65,15 @@ from server.logins import Logins
 from server.session import ServerSession
 from server.sessions import ServerSessionHandler
 from server.store import KeyValueStore, open_database
+from server.world import World
 
 log = logging.getLogger("server")
 
 EXIT_START_FAILED = 3
 EXIT_REFUSED = 4
 EXIT_PORTAL_GONE = 75
+EXIT_COMMIT_FAILED = 5
+CATCH_UP_EVERY = 0.02  # a standby reads the world's new changes this often
 HOLD_MAX_FRAMES = 10_000  # output held while the portal moves; beyond it, dropped (logged)
 TAKEN_OVER = ("|rYour account was just logged in from another connection ({address}); "
               "this one is closed.|n")
@@ -80,8 +89,9 @@ class ServerGame:
 
     def __init__(self, name: str, accounts: AccountStore, store: KeyValueStore,
                  handler: ServerSessionHandler, request: Any, keys: PublicKeyStore,
-                 settings: ServerSettings | None = None) -> None:
+                 settings: ServerSettings | None = None, world: World | None = None) -> None:
         self._name = name
+        self._world = world
         self._accounts = accounts
         self._settings = settings or ServerSettings()
         self._logins = Logins(accounts, self._settings.logins, self._settings.login_workers)
@@ -110,6 +120,12 @@ class ServerGame:
     def keys(self) -> PublicKeyStore:
         return self._keys
 
+    @property
+    def world(self) -> World:
+        if self._world is None:
+            raise RuntimeError("this server has no world")
+        return self._world
+
     def sessions(self) -> Iterable[ServerSession]:
         return list(self._handler.sessions.values())
 
@@ -126,6 +142,8 @@ class ServerGame:
     async def login(self, session: ServerSession, uid: int, name: str) -> None:
         self.apply_multisession(session, uid, name)
         session.login(uid, name)
+        if self._world is not None:
+            self._world.login(session, uid, name)
         self._handler.run_hooks("at_session_login", session)
 
     def apply_multisession(self, session: ServerSession, uid: int, name: str) -> None:
@@ -156,6 +174,12 @@ class ServerGame:
         uid = session.uid
         return session.logged_in and uid is not None and self._accounts.is_admin(uid)
 
+    def has_perm(self, session: ServerSession, perm: str | None) -> bool:
+        if perm is None:
+            return True
+        uid = session.uid
+        return session.logged_in and uid is not None and self._accounts.has_role(uid, perm)
+
     def commands(self) -> Iterable[Command]:
         return registry.unique_commands()
 
@@ -176,6 +200,8 @@ class ServerProcess(ChildProcess):
         self.held: list[Frame] | None = None
         self.held_run = ""
         self.held_dropped = 0
+        self.world: World | None = None
+        self.timer_handle: asyncio.TimerHandle | None = None
 
     async def main(self) -> int:
         env = self.env
@@ -185,8 +211,9 @@ class ServerProcess(ChildProcess):
         )
         hello = Hello(role="server", pid=os.getpid(), secret=env.secret, standby=env.standby)
         self.control.send(hello)
+        self.control.flush()  # before anything else: a heartbeat (urgent) must not pass it
         try:
-            self.load()
+            await self.load()
         except BaseException:
             return self.fail(traceback.format_exc())
         await self.dial_portal()
@@ -208,13 +235,25 @@ class ServerProcess(ChildProcess):
         self.link.send(Hello(role="server", pid=os.getpid(), secret=env.secret,
                              standby=standby))
 
-    def load(self) -> None:
+    async def load(self) -> None:
         load_game(self.env.game_dir)
         db = open_database(self.env.state_dir / "game.db")
         server = self.settings.server
         accounts = AccountStore(db, server.login_workers, ScryptCost(n=server.scrypt_n))
-        game = ServerGame(self.settings.game.name, accounts, KeyValueStore(db),
-                          self.handler, self.request, PublicKeyStore(db), server)
+        started = time.perf_counter()
+        steps = World.opening(db)
+        while True:  # in steps: the loop (heartbeats) runs between them
+            try:
+                next(steps)
+            except StopIteration as done:
+                self.world = world = done.value
+                break
+            await asyncio.sleep(0)
+        log.info("world loaded: %d objects in %.3fs", len(world), time.perf_counter() - started)
+        game = ServerGame(self.settings.game.name, accounts, KeyValueStore(db, world),
+                          self.handler, self.request, PublicKeyStore(db), server, world)
+        self.handler.world = world
+        self.handler.commit_failed = self.commit_failed
         self.handler.game = game
         self.handler.admit_login = game.arrived_logged_in
         self.handler.run_hooks_strict("at_server_start")
@@ -265,7 +304,8 @@ class ServerProcess(ChildProcess):
             case Detach():
                 self.detach()
             case Welcome():
-                if self.env.standby:
+                if self.env.standby and not self.attached_before:
+                    self.spawn(self.keep_caught_up())
                     self.report_ready({"standby": True})
             case Refused(reason=reason):
                 log.error("portal refused this server: %s", reason)
@@ -276,6 +316,14 @@ class ServerProcess(ChildProcess):
                 log.warning("unexpected frame from the portal: %s", type(frame).__name__)
 
     def attach(self, frame: PSync) -> None:
+        world = self.world
+        if world is not None and not world.writable:  # the old server has stopped
+            started = time.perf_counter()
+            rows = world.catch_up()
+            world.open_for_writes()
+            self.arm_timers()
+            log.info("world caught up on %d rows in %.1f ms and open for writes", rows,
+                     (time.perf_counter() - started) * 1000)
         sessions = self.handler.sync(frame)
         if frame.more or frame.presync:
             return  # more sessions follow, or these came ahead of a hand-over
@@ -330,6 +378,71 @@ class ServerProcess(ChildProcess):
         self._send(result)
         self._flush()
 
+    async def keep_caught_up(self) -> None:
+        """A standby: read what the serving server commits, until this one is attached."""
+        world = self.world
+        while world is not None and not world.writable and not self.done.done():
+            try:
+                world.catch_up()
+            except Exception:
+                log.exception("catching up on the world failed; trying again")
+            await asyncio.sleep(CATCH_UP_EVERY)
+
+    def commit_failed(self, exc: BaseException) -> None:
+        """Nothing of this batch may leave: exit at once, so the portal replays the input
+        it has no ack for into the next server (which loads what was committed)."""
+        log.critical("committing the world failed (%r); exiting without sending the batch",
+                     exc, exc_info=exc)
+        logging.shutdown()
+        os._exit(EXIT_COMMIT_FAILED)
+
+    # ------------------------------------------------------------ timers
+
+    def arm_timers(self) -> None:
+        """Wake up when the next stored call is due (again after every change)."""
+        world = self.world
+        if world is None or world.timers is None:
+            return
+        world.timers.on_change = self.arm_timers
+        if self.timer_handle is not None:
+            self.timer_handle.cancel()
+            self.timer_handle = None
+        due = world.timers.next_due()
+        if due is None or self.stopping or not world.writable:
+            return
+        loop = asyncio.get_running_loop()
+        self.timer_handle = loop.call_later(max(0.0, due - time.time()), self.fire_timers)
+
+    def fire_timers(self) -> None:
+        """Run every due call, each as a command of its own; commit with their output."""
+        self.timer_handle = None
+        world = self.world
+        if world is None or world.timers is None or self.stopping or not world.writable:
+            return
+        timers = world.timers
+        timers.on_change = lambda: None  # re-armed once, below
+        try:
+            for timer in timers.due():
+                timers.consume(timer)
+                self.run_timer(world, timer)
+        finally:
+            timers.on_change = self.arm_timers
+        self.handler.flush()
+        self.arm_timers()
+
+    def run_timer(self, world: World, timer: Any) -> None:
+        assert world.timers is not None
+        mark = world.begin_command()
+        try:
+            result = world.timers.call(timer)
+            if asyncio.iscoroutine(result):
+                self.spawn(result)
+        except Exception:
+            log.exception("timer %r failed; its writes were undone", timer)
+            world.rollback_current()
+        finally:
+            world.end_command(mark)
+
     def report_ready(self, info: dict[str, Any]) -> None:
         if self.control is not None:
             self.control.send(Ready(info=info))
@@ -350,6 +463,8 @@ class ServerProcess(ChildProcess):
             for session in handler.sessions.values():
                 session.oob.goodbye("The game is shutting down.")
         handler.flush()
+        if self.world is not None:  # the next server owns it from now on
+            self.world.writable = False
         handler.push_unsynced()  # what changed unseen (a nested server_data change, ...)
         self._send(ServerStopped(mode=mode))
         if self.link is not None:

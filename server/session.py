@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
 from ipc.frames import SYNCED_FIELDS, SessionData, load_sync_data_into, sync_data_from
 from server.oob import SessionOob
+
+if TYPE_CHECKING:
+    from server.world.objects import WorldObject
 
 _ENCODER = msgspec.msgpack.Encoder()
 
@@ -106,6 +109,9 @@ class ServerSession:
         self.server_data: TrackedDict = TrackedDict({}, self.mark_dirty)
         self.sessionhandler: SessionHandler | None = None
         self.ndb: dict[str, Any] = {}  # in-memory only; gone after a reload
+        # the character this session plays (`server.world`); its id is in server_data,
+        # so after a reload or crash the session is bound to it again at sync
+        self.puppet: WorldObject | None = None
         self.dirty = False
         self._synced = b""  # what the portal has of this session, encoded (`is_synced`)
         self._oob: SessionOob | None = None

@@ -6,6 +6,12 @@ input is finished its `seq` is acknowledged to the portal, after the output it c
 after any session data it changed, all in one write at the end of the loop turn: so the
 portal never forgets an input whose effects it has not seen, and a crashed server's
 unfinished input is replayed into the next one.
+
+With a world (`server.world`), each input runs inside a savepoint: if it raises, its
+world writes are undone (and, for a command that did not `await`, its output dropped)
+before the player is told. `flush` commits the world's change buffer, in one transaction,
+before the output, session data and acks of the batch are written: nothing a player is
+told, and no input the portal forgets, can be lost by a crash.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ipc.frames import (
     Ack,
@@ -34,10 +40,14 @@ from server import oob
 from server.api import Context, Game, Registry
 from server.session import ASK_KEY, ServerSession
 
+if TYPE_CHECKING:
+    from server.world.world import World
+
 log = logging.getLogger(__name__)
 
 NOT_AVAILABLE = "Command '{}' is not available. Type \"help\" for help."
-ERROR_MESSAGE = "|rAn error occurred while running that command; it was logged.|n"
+ERROR_MESSAGE = ("|rAn error occurred while running that command; it was logged, and "
+                 "nothing it changed was kept.|n")
 
 
 class SeqMarker(Protocol):
@@ -65,6 +75,10 @@ class ServerSessionHandler:
         self.admit_login: Callable[[ServerSession], bool] = lambda session: True
         self.sessions: dict[int, ServerSession] = {}
         self.run_id = ""
+        self.world: World | None = None
+        # a commit that fails: nothing of the batch may leave (the server exits, the
+        # portal replays the unacknowledged input into the next one)
+        self.commit_failed: Callable[[BaseException], None] = _reraise
         self._send = send
         self._flush_link = flush_link
         self._marker: SeqMarker = marker or NoMarker()
@@ -76,6 +90,7 @@ class ServerSessionHandler:
         self._tasks: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._out_marks: list[int] = []  # where the running sync inputs' output starts
 
     # ------------------------------------------------------------ from the portal
 
@@ -84,11 +99,15 @@ class ServerSessionHandler:
         if frame.run_id != self.run_id:
             self.sessions.clear()
             self.run_id = frame.run_id
+            if self.world is not None:
+                self.world.forget_all_sessions()  # their players are gone with the portal
         for data in frame.sessions:
             session = self.sessions.get(data.sessid) or self._new_session(data)
             session.load_sync_data(data)
             session.dirty = False
             session.at_sync()
+            if self.world is not None:
+                self.world.bind(session)  # the puppet its data names, back after a reload
         for sessid in frame.gone:  # closed after they were sent ahead (their hooks ran)
             self.sessions.pop(sessid, None)
         for count in frame.counters:
@@ -105,6 +124,7 @@ class ServerSessionHandler:
         session.load_sync_data(data)
         self.run_hooks("at_session_connect", session)
         if session.logged_in and self.admit_login(session):
+            self._puppet_at_login(session)
             self.run_hooks("at_session_login", session)
         return session
 
@@ -113,6 +133,20 @@ class ServerSessionHandler:
         if session is not None:
             self._dirty.pop(sessid, None)
             self.run_hooks("at_session_disconnect", session)
+            if self.world is not None:
+                try:
+                    self.world.forget_session(session)
+                except Exception:
+                    log.exception("unpuppeting session %d failed", sessid)
+
+    def _puppet_at_login(self, session: ServerSession) -> None:
+        """A session that arrives logged in (SSH) gets its puppet like a typed login."""
+        if self.world is None or session.uid is None or session.protocol_flags.get("EXEC"):
+            return
+        try:
+            self.world.login(session, session.uid, session.uname or f"player{session.uid}")
+        except Exception:
+            log.exception("puppeting session %d at login failed", session.sessid)
 
     def update_flags(self, sessid: int, flags: dict[str, Any]) -> None:
         session = self.sessions.get(sessid)
@@ -147,8 +181,10 @@ class ServerSessionHandler:
             self._schedule_flush()
 
     def flush(self) -> None:
-        """Send output, then changed session data, then acks: in that order, one write."""
+        """Commit the world's writes, then send output, then changed session data, then
+        acks: in that order, one write."""
         self._flush_scheduled = False
+        self.commit()
         if self._out:
             self._send(DataOut(items=self._out))
             self._out = []
@@ -159,6 +195,16 @@ class ServerSessionHandler:
             self._send(Ack(seqs=self._acks))
             self._acks = []
         self._flush_link()  # written now, not one loop turn later
+
+    def commit(self) -> None:
+        """The world's change buffer, in one transaction (nothing to do: nothing done)."""
+        world = self.world
+        if world is not None and world.writable:
+            try:
+                world.commit()
+            except Exception as exc:
+                self.commit_failed(exc)
+                raise
 
     def push_sessions(self, sessions: Iterable[ServerSession]) -> None:
         data = []
@@ -216,10 +262,13 @@ class ServerSessionHandler:
     async def _await(
         self, session: ServerSession, item: InputItem, pending: Awaitable[None]
     ) -> None:
+        mark = self._savepoint()  # this task's own (the undo log is a context variable)
         try:
             await pending
         except (Exception, SystemExit):  # a command calling sys.exit() ends only itself
-            self._report_error(session, item)
+            self._report_error(session, item, sync=False)
+        finally:
+            self._release(mark)
         self._finish(session, item)
         queue = self._busy.pop(item.sessid, deque())
         if not self._busy:
@@ -233,6 +282,8 @@ class ServerSessionHandler:
         self._ack(item.seq)
 
     def _dispatch(self, session: ServerSession, item: InputItem) -> Awaitable[None] | None:
+        mark = self._savepoint()
+        self._out_marks.append(len(self._out))
         try:
             if item.cmdname == "text":
                 return self._run_command(session, item)
@@ -249,6 +300,27 @@ class ServerSessionHandler:
         except (Exception, SystemExit):  # a command calling sys.exit() ends only itself
             self._report_error(session, item)
             return None
+        finally:
+            self._out_marks.pop()
+            self._release(mark)
+
+    def _savepoint(self) -> Any:
+        return None if self.world is None else self.world.begin_command()
+
+    def _release(self, mark: Any) -> None:
+        if mark is not None and self.world is not None:
+            self.world.end_command(mark)
+
+    def _undo(self, sync: bool) -> None:
+        """The running input failed: its world writes are undone, and when it ran without
+        awaiting, the output it made is dropped (its player is told instead)."""
+        if self.world is not None:
+            try:
+                self.world.rollback_current()
+            except Exception:
+                log.exception("rolling back a failed command failed")
+        if sync and self._out_marks and len(self._out) >= self._out_marks[-1]:
+            del self._out[self._out_marks[-1]:]
 
     def _run_command(self, session: ServerSession, item: InputItem) -> Awaitable[None] | None:
         line = str(item.args[0]) if item.args else ""
@@ -260,10 +332,29 @@ class ServerSessionHandler:
             return None
         cmd = self.registry.find(word, session.logged_in)
         assert self.game is not None
-        if cmd is None or (cmd.admin and not self.game.is_admin(session)):
+        if cmd is None and self._traverse(session, line.strip()):
+            return None
+        needs = None if cmd is None else cmd.needs
+        if cmd is None or (needs is not None and not self.game.has_perm(session, needs)):
             session.msg(NOT_AVAILABLE.format(word))
             return None
         return cmd.func(Context(session, self.game, word, rest.strip(), cmd))
+
+    def _traverse(self, session: ServerSession, name: str) -> bool:
+        """A line that names an exit where the session's puppet is (key or alias, any
+        case) and no command: the exit is used (`at_traverse`), as in Evennia."""
+        puppet = session.puppet
+        here = None if puppet is None else puppet.location
+        if here is None:
+            return False
+        want = name.lower()
+        for exit_ in here.exits:
+            if exit_.key.lower() == want or any(a.lower() == want for a in exit_.aliases):
+                destination = exit_.destination
+                assert puppet is not None and destination is not None
+                exit_.at_traverse(puppet, destination)
+                return True
+        return False
 
     def _run_reply(self, session: ServerSession, asked: dict[str, Any],
                    line: str) -> Awaitable[None] | None:
@@ -282,7 +373,7 @@ class ServerSessionHandler:
         try:
             pending = cmd.func(ctx)
         except (Exception, SystemExit):  # a command calling sys.exit() ends only itself
-            self._report_reply_error(session, key)
+            self._report_reply_error(session, key, sync=True)
             return None
         return None if pending is None else self._guard_reply(session, key, pending)
 
@@ -291,15 +382,17 @@ class ServerSessionHandler:
         try:
             await pending
         except (Exception, SystemExit):  # a command calling sys.exit() ends only itself
-            self._report_reply_error(session, key)
+            self._report_reply_error(session, key, sync=False)
 
-    def _report_reply_error(self, session: ServerSession, key: str) -> None:
+    def _report_reply_error(self, session: ServerSession, key: str, sync: bool) -> None:
         log.exception("reply %r of session %d failed (its line is not logged)", key,
                       session.sessid)
+        self._undo(sync)
         session.msg(ERROR_MESSAGE)
 
-    def _report_error(self, session: ServerSession, item: InputItem) -> None:
+    def _report_error(self, session: ServerSession, item: InputItem, sync: bool = True) -> None:
         log.exception("input %r of session %d failed", self._loggable(item), session.sessid)
+        self._undo(sync)
         session.msg(ERROR_MESSAGE)
 
     def _loggable(self, item: InputItem) -> Any:
@@ -342,6 +435,10 @@ class ServerSessionHandler:
     def run_hooks_strict(self, name: str, *args: Any) -> None:
         for func in self.registry.hooks.get(name, []):
             func(self.game, *args)
+
+
+def _reraise(exc: BaseException) -> None:
+    raise exc
 
 
 def _split_output(value: Any) -> tuple[list[Any], dict[str, Any]]:

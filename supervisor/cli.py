@@ -414,6 +414,8 @@ def cmd_admin(args: argparse.Namespace) -> int:
     tool = [sys.executable, "-m", "server.admin", str(args.game_dir.resolve()), args.name]
     if args.revoke:
         tool.append("--revoke")
+    if args.role != "admin":
+        tool += ["--role", args.role]
     try:
         return subprocess.run(tool, cwd=REPO_ROOT, timeout=ADMIN_TIMEOUT).returncode
     except subprocess.TimeoutExpired:
@@ -421,10 +423,13 @@ def cmd_admin(args: argparse.Namespace) -> int:
 
 
 def add_admin_parser(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
-    admin = command("admin", "make an account an admin, creating it if needed (asks for "
-                    "its password)")
+    admin = command("admin", "make an account an admin (or a builder), creating it if "
+                    "needed (asks for its password)")
     admin.add_argument("name")
-    admin.add_argument("--revoke", action="store_true", help="take admin rights away instead")
+    admin.add_argument("--revoke", action="store_true", help="take the role away instead")
+    admin.add_argument("--role", choices=("builder", "admin"), default="admin",
+                       help="the role to grant or revoke (default admin; an admin may do "
+                            "what a builder may)")
     admin.set_defaults(func=cmd_admin)
 
 

@@ -24,6 +24,7 @@ SMOKE = {
     "hostile": ["--duration", "0.5", "--patterns", "toggles,newlines,gmcp_poison,conn_flood"],
     "reload": ["--clients", "3", "--warmup", "0.2", "--quiet", "0.2", "--settle", "0.2",
                "--hang-timeout", "2"],
+    "world": ["--quick"],
 }
 
 

@@ -20,6 +20,9 @@ class FakeGame:
     def is_admin(self, session: Any) -> bool:
         return False
 
+    def has_perm(self, session: Any, perm: str | None) -> bool:
+        return perm is None
+
 
 def make_handler() -> tuple[ServerSessionHandler, list[Frame]]:
     registry = Registry()
