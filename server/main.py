@@ -80,11 +80,13 @@ class ServerGame:
 
     def __init__(self, name: str, accounts: AccountStore, store: KeyValueStore,
                  handler: ServerSessionHandler, request: Any, keys: PublicKeyStore,
-                 settings: ServerSettings | None = None) -> None:
+                 settings: ServerSettings | None = None,
+                 unlimited_addresses: Iterable[str] = ()) -> None:
         self._name = name
         self._accounts = accounts
         self._settings = settings or ServerSettings()
-        self._logins = Logins(accounts, self._settings.logins, self._settings.login_workers)
+        self._logins = Logins(accounts, self._settings.logins, self._settings.login_workers,
+                              unlimited=unlimited_addresses)
         self._store = store
         self._keys = keys
         self._handler = handler
@@ -214,7 +216,8 @@ class ServerProcess(ChildProcess):
         server = self.settings.server
         accounts = AccountStore(db, server.login_workers, ScryptCost(n=server.scrypt_n))
         game = ServerGame(self.settings.game.name, accounts, KeyValueStore(db),
-                          self.handler, self.request, PublicKeyStore(db), server)
+                          self.handler, self.request, PublicKeyStore(db), server,
+                          self.settings.portal.unlimited_addresses)
         self.handler.game = game
         self.handler.admit_login = game.arrived_logged_in
         self.handler.run_hooks_strict("at_server_start")
