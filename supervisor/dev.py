@@ -165,8 +165,19 @@ class DevReloader:
         if reply.ok:
             self.terminal.note(f"reloaded: {reply.message}")
         else:
-            self.terminal.note(f"reload refused, the old server keeps running: {reply.message}",
-                               ok=False)
+            self.terminal.note("reload refused, the old server keeps running: "
+                               + without_traceback(reply.message), ok=False)
+
+
+def without_traceback(message: str) -> str:
+    """`message` with a traceback in it cut down to its last line (the exception): dev has
+    just printed the whole traceback as the failing server's log lines."""
+    lines = message.rstrip().splitlines()
+    start = next((n for n, line in enumerate(lines)
+                  if line.strip() == "Traceback (most recent call last):"), None)
+    if start is None:
+        return message
+    return "\n".join([*lines[:start], f"{lines[-1].strip()} (traceback above)"])
 
 
 async def _set_when(source: asyncio.Event, target: asyncio.Event) -> None:
@@ -190,6 +201,6 @@ def run_dev(game_dir: Path) -> int:
         logging.getLogger("supervisor").info("%s", line)
 
     def finish(ok: bool, message: str) -> None:
-        terminal.note(message, ok=ok)
+        terminal.note(message if ok else without_traceback(message), ok=ok)
 
     return run_supervisor(game_dir, progress, finish, setup)

@@ -81,3 +81,30 @@ def test_a_supervisor_stops_although_its_output_pipe_is_broken(
     state = runner.dir / ".hearth"
     assert not (state / "supervisor.pid").exists(), "the pid file was left behind"
     assert not list(state.glob("*.sock")), f"sockets left: {list(state.glob('*.sock'))}"
+
+
+def test_dev_prints_a_broken_reloads_traceback_once(game_factory: type[GameRunner]) -> None:
+    """Issue 21, item 7: the new server's traceback came both as its log lines and again
+    inside dev's "reload refused" note."""
+    runner = game_factory()
+    read_end, write_end = os.pipe()
+    dev = subprocess.Popen([sys.executable, "run.py", "--game-dir", str(runner.dir), "dev"],
+                           cwd=REPO, stdin=subprocess.DEVNULL, stdout=write_end,
+                           stderr=write_end, start_new_session=True,
+                           env={**os.environ, "NO_COLOR": "1"})
+    os.close(write_end)
+    runner.pids.add(dev.pid)
+    try:
+        read_until(read_end, COMMANDS["dev"][1], 60)
+        runner.remember_pids()
+        with (runner.dir / "commands.py").open("a") as source:
+            source.write("\nraise RuntimeError('boom at import')\n")
+        seen = read_until(read_end, b"reload refused", 60).decode()
+        seen += read_until(read_end, b"\n", 10).decode()  # the rest of that note's line
+    finally:
+        os.killpg(dev.pid, signal.SIGTERM)
+        os.close(read_end)
+        dev.wait(timeout=30)
+    tail = seen[seen.index("commands.py"):]  # from the edit on
+    assert tail.count("Traceback (most recent call last)") == 1, tail
+    assert tail.count("RuntimeError: boom at import") <= 2, tail  # the traceback, the note
