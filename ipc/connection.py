@@ -62,6 +62,13 @@ class ForeignPeer(PermissionError):
     """The socket we dialled is served by another user's process (SO_PEERCRED)."""
 
 
+def check_peer(sock: socket.socket, what: str) -> None:
+    """ForeignPeer unless the process at the other end of Unix socket `sock` runs as us."""
+    _, uid, _ = peer_credentials(sock)
+    if uid != os.getuid():
+        raise ForeignPeer(f"{what} is not ours: peer uid {uid} is not ours ({os.getuid()})")
+
+
 def check_hello(hello: Hello, *, secret: str, roles: tuple[str, ...]) -> str | None:
     """The reason to refuse this hello, or None to accept it."""
     if hello.version != PROTOCOL_VERSION:

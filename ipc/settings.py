@@ -8,6 +8,7 @@ message names the key (msgspec's error path, e.g. `$.portal.telnet_port`).
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import ipaddress
@@ -401,10 +402,8 @@ def make_private_dirs(paths: RuntimePaths) -> None:
     existing one must pass `check_private_dir` (UnsafeFolder otherwise: Hearth never
     takes over, widens or follows a folder someone else prepared)."""
     for folder in private_levels(paths):
-        try:
+        with contextlib.suppress(FileExistsError):  # then it is checked like any other
             os.mkdir(folder, 0o700)
-        except FileExistsError:
-            pass
         check_private_dir(folder)
 
 

@@ -44,7 +44,7 @@ class LogFile:
         if self.echo is not None:
             try:
                 self.echo(self.name, pid, line)
-            except Exception:  # noqa: BLE001 - a terminal's failure must not stop the caller
+            except Exception:  # a terminal's failure must not stop the caller
                 self.echo = None  # (which may be the supervisor stopping); the file goes on
                 self._handler.emit(logging.makeLogRecord(
                     {"msg": f"{text} (echo to the terminal failed; no more echo)", "args": None}))

@@ -32,7 +32,7 @@ def read_until(fd: int, marker: bytes, timeout: float) -> bytes:
         left = deadline - time.monotonic()
         ready, _, _ = select.select([fd], [], [], max(left, 0))
         if not ready:
-            raise AssertionError(f"dev did not print {marker!r} within {timeout}s: {seen[-2000:]!r}")
+            raise AssertionError(f"no {marker!r} within {timeout}s: {seen[-2000:]!r}")
         chunk = os.read(fd, 65536)
         if not chunk:
             raise AssertionError(f"dev's output ended before {marker!r}: {seen[-2000:]!r}")
