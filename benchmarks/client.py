@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +26,8 @@ from typing import Any
 import psutil
 
 REPO = Path(__file__).resolve().parent.parent
+# The game tests and benchmarks run: their own, not the bundled `game/` a user edits
+TEST_GAME = REPO / "tests" / "game"
 ANSI = re.compile(rb"\x1b\[[0-9;]*[A-Za-z]")
 IAC = 255
 SE, SB = 240, 250
@@ -178,13 +181,17 @@ def stop_games_on_sigterm() -> None:
 
 
 class GameRunner:
-    """A game directory in a temporary folder, driven through `run.py`."""
+    """A game directory in a temporary folder (a copy of `template`), driven through `run.py`."""
 
-    def __init__(self, root: Path, settings: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(self, root: Path, settings: dict[str, dict[str, Any]] | None = None,
+                 template: Path = TEST_GAME) -> None:
         stop_games_on_sigterm()
         self.dir = root / "game"
         self.pids: set[int] = set()
-        run([sys.executable, "run.py", "init", str(self.dir)], timeout=30)
+        if self.dir.exists() and any(self.dir.iterdir()):
+            raise FileExistsError(f"{self.dir} exists and is not empty")
+        shutil.copytree(template, self.dir, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns(".hearth", "__pycache__", "*.pyc"))
         self.write_settings(settings or {})
 
     def write_settings(self, overrides: dict[str, dict[str, Any]]) -> None:

@@ -58,6 +58,17 @@ def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
     return pid, uid, gid
 
 
+class ForeignPeer(PermissionError):
+    """The socket we dialled is served by another user's process (SO_PEERCRED)."""
+
+
+def check_peer(sock: socket.socket, what: str) -> None:
+    """ForeignPeer unless the process at the other end of Unix socket `sock` runs as us."""
+    _, uid, _ = peer_credentials(sock)
+    if uid != os.getuid():
+        raise ForeignPeer(f"{what} is not ours: peer uid {uid} is not ours ({os.getuid()})")
+
+
 def check_hello(hello: Hello, *, secret: str, roles: tuple[str, ...]) -> str | None:
     """The reason to refuse this hello, or None to accept it."""
     if hello.version != PROTOCOL_VERSION:
@@ -240,6 +251,11 @@ class FrameConnection(asyncio.Protocol):
 
     # ------------------------------------------------------------ closing
 
+    @property
+    def close_reason(self) -> str:
+        """Why it closed ("" while open)."""
+        return self._close_reason
+
     def is_closing(self) -> bool:
         return bool(self._close_reason) or self.transport is None or self.transport.is_closing()
 
@@ -315,7 +331,11 @@ async def connect_unix(
     timeout: float = 10.0,
     **kwargs: Any,
 ) -> FrameConnection:
-    """Dial a Unix socket and return the connection (the caller sends Hello)."""
+    """Dial a Unix socket and return the connection (the caller sends Hello).
+
+    ForeignPeer when the process listening there is not this user's (its uid is checked
+    with SO_PEERCRED before a byte is sent): a socket someone planted is never spoken to.
+    """
     loop = asyncio.get_running_loop()
 
     def factory() -> FrameConnection:
@@ -325,4 +345,6 @@ async def connect_unix(
         return conn
 
     _, protocol = await asyncio.wait_for(loop.create_unix_connection(factory, path), timeout)
+    if protocol.cause is CloseCause.REFUSED:
+        raise ForeignPeer(f"{path} is not ours: {protocol.close_reason}")
     return protocol

@@ -8,11 +8,13 @@ message names the key (msgspec's error path, e.g. `$.portal.telnet_port`).
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import ipaddress
 import os
 import re
+import stat
 import tempfile
 import tomllib
 import typing
@@ -361,10 +363,53 @@ def runtime_paths(game_dir: Path) -> RuntimePaths:
     return RuntimePaths(state=state, sockets=sockets)
 
 
-def make_private_dirs(paths: RuntimePaths) -> None:
-    """Create the runtime folders with mode 0700 (and fix the mode if they exist)."""
-    for folder in (paths.state, paths.logs, paths.keys, paths.sockets):
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        folder.chmod(0o700)
+class UnsafeFolder(OSError):
+    """A runtime folder Hearth would use is not private to this user (one line for the CLI)."""
+
+
+def private_levels(paths: RuntimePaths) -> list[Path]:
+    """Every folder Hearth creates for a game, parents first: the state folder and its
+    `logs` and `keys`, and for a socket fallback `<base>/hearth-UID` and its folder per game
+    (`<base>`, the system's temporary or runtime folder, is not ours to judge)."""
+    levels = [paths.state, paths.logs, paths.keys]
     if paths.sockets != paths.state:
-        paths.sockets.parent.chmod(0o700)
+        levels += [paths.sockets.parent, paths.sockets]
+    return levels
+
+
+def check_private_dir(folder: Path) -> None:
+    """UnsafeFolder unless `folder` is a real directory (not a symbolic link), owned by
+    this user, that nobody else may enter (no group or other mode bits)."""
+    info = os.lstat(folder)
+    uid = os.getuid()
+    if stat.S_ISLNK(info.st_mode):
+        problem = "is a symbolic link"
+    elif not stat.S_ISDIR(info.st_mode):
+        problem = "is not a folder"
+    elif info.st_uid != uid:
+        problem = f"belongs to uid {info.st_uid}, not to this user ({uid})"
+    elif stat.S_IMODE(info.st_mode) & 0o077:
+        problem = f"has mode {stat.S_IMODE(info.st_mode):04o}, not 0700"
+    else:
+        return
+    raise UnsafeFolder(f"refusing runtime folder {folder}: it {problem}; another user may "
+                       "have made it to take the game's sockets. Remove it (or set "
+                       "XDG_RUNTIME_DIR to a private folder) and start again")
+
+
+def make_private_dirs(paths: RuntimePaths) -> None:
+    """Create every runtime folder (`private_levels`) with mode 0700, parents first; an
+    existing one must pass `check_private_dir` (UnsafeFolder otherwise: Hearth never
+    takes over, widens or follows a folder someone else prepared)."""
+    for folder in private_levels(paths):
+        with contextlib.suppress(FileExistsError):  # then it is checked like any other
+            os.mkdir(folder, 0o700)
+        check_private_dir(folder)
+
+
+def check_private_dirs(paths: RuntimePaths) -> None:
+    """UnsafeFolder if any runtime folder that exists is not private (a client checks
+    before it dials a socket there)."""
+    for folder in private_levels(paths):
+        if os.path.lexists(folder):
+            check_private_dir(folder)

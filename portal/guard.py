@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
+from ipc.addresses import Networks
 from ipc.settings import PortalSettings
 
 if TYPE_CHECKING:
@@ -306,18 +307,12 @@ class AddressLimits:
         self.max_count = max_count
         self.rate = rate
         self.burst = burst
-        self._unlimited = [ipaddress.ip_network(n, strict=False) for n in unlimited]
+        self._unlimited = Networks(unlimited)
         self.counts: dict[str, int] = {}
         self.buckets: dict[str, TokenBucket] = {}
 
     def limited(self, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return True
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        return not any(ip in network for network in self._unlimited)
+        return address not in self._unlimited
 
     def admit(self, address: str, now: float) -> str | None:
         """None to let the connection in (then call `release`), else the refusal."""

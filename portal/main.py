@@ -12,7 +12,7 @@ from typing import Any
 import asyncssh
 
 from ipc.child import ChildEnv, ChildProcess, run_child
-from ipc.connection import FrameConnection, check_hello, connect_unix
+from ipc.connection import ForeignPeer, FrameConnection, check_hello, check_peer, connect_unix
 from ipc.frames import (
     Announce,
     ChildStatus,
@@ -294,6 +294,11 @@ class PortalProcess(ChildProcess):
             channel = await asyncio.to_thread(dial_channel, path, timeout)
         except OSError as exc:
             return False, f"cannot reach the new portal: {exc}"
+        try:
+            check_peer(channel, path)  # players' sockets go only to a portal of ours
+        except ForeignPeer as exc:
+            channel.close()
+            return False, str(exc)
         self.forget_closed()
         out = HandOut(self.handler, self.connections, timeout)
         with channel:
@@ -356,6 +361,12 @@ class PortalProcess(ChildProcess):
         finally:
             listener.close()
             os.unlink(path)
+        try:
+            check_peer(channel, path)
+        except ForeignPeer as exc:
+            log.error("%s; exiting", exc)
+            channel.close()
+            return EXIT_TAKEOVER_FAILED
         with gc_paused():
             takeover = await self.take_connections(channel)
         if takeover is None:

@@ -265,8 +265,19 @@ class PortalSessionHandler:
         self._apply(self.link.data_in(session.sessid, cmdname, args, kwargs))
 
     def drop_input(self, seq: int, why: str) -> None:
-        """Forget one input (it hung the server) and tell its player."""
-        self._apply(self.link.drop_input(seq, why))
+        """Forget one input (it hung or crashed servers) and tell its player, naming the
+        input by its size only: it may be a password typed at a hidden prompt."""
+        link = self.link
+        item = link.inflight.get(seq) or next((i for i in link.pending if i.seq == seq), None)
+        effects = link.drop_input(seq, why)
+        if item is not None:
+            text = item.cmdname == "text" and item.args
+            what = (f"({len(str(item.args[0]).encode())} bytes)" if text
+                    else f"'{item.cmdname}'")  # an out-of-band function's name is no secret
+            told = f"|rYour command {what} {why} and was dropped.|n"
+            effects = [fx.Tell(e.sessid, told) if isinstance(e, fx.Tell) and e.sessid == item.sessid
+                       else e for e in effects]
+        self._apply(effects)
 
     # ------------------------------------------------------------ servers
 

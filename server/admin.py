@@ -24,7 +24,13 @@ import getpass
 import sys
 from pathlib import Path
 
-from ipc.settings import SettingsError, load_settings, make_private_dirs, runtime_paths
+from ipc.settings import (
+    SettingsError,
+    UnsafeFolder,
+    load_settings,
+    make_private_dirs,
+    runtime_paths,
+)
 from server.accounts import ROLES, AccountError, AccountStore, ScryptCost, role_allows
 from server.store import open_database
 
@@ -80,7 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     paths = runtime_paths(args.game_dir)
-    make_private_dirs(paths)
+    try:
+        make_private_dirs(paths)
+    except UnsafeFolder as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     store = AccountStore(open_database(paths.database), cost=ScryptCost(n=settings.server.scrypt_n))
     try:
         print(grant(store, args.name, args.revoke, args.role))

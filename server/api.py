@@ -61,6 +61,7 @@ for that package (`server.oob`)::
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -90,6 +91,8 @@ from server.world.functions import (
     search_object,
     ticker,
 )
+
+log = logging.getLogger("server")
 
 if TYPE_CHECKING:
     from server.accounts import AccountStore
@@ -246,8 +249,19 @@ class Registry:
     replies: dict[str, Command] = field(default_factory=dict)
 
     def add_command(self, cmd: Command) -> None:
+        """Register `cmd` under its key and aliases. A name another command already has is
+        taken over, with one warning per registration naming both functions' modules
+        (a game that defines `look` twice most likely did not mean to)."""
+        taken: dict[str, Command] = {}
         for name in (cmd.key, *cmd.aliases):
+            old = self.commands.get(name.lower())
+            if old is not None and old.func is not cmd.func and _where(old) != _where(cmd):
+                taken[name.lower()] = old
             self.commands[name.lower()] = cmd
+        if taken:
+            log.warning("command name %s of %s replaces %s: one of them should be renamed",
+                        ", ".join(repr(name) for name in taken), _where(cmd),
+                        ", ".join(sorted({_where(old) for old in taken.values()})))
 
     def find(self, word: str, logged_in: bool) -> Command | None:
         cmd = self.commands.get(word.lower())
@@ -260,6 +274,11 @@ class Registry:
         for cmd in self.commands.values():
             seen.setdefault(cmd.key, cmd)
         return sorted(seen.values(), key=lambda c: c.key)
+
+
+def _where(cmd: Command) -> str:
+    """The command's function as `module.name`, to tell two registrations apart."""
+    return f"{cmd.func.__module__}.{cmd.func.__qualname__}"
 
 
 registry = Registry()

@@ -15,6 +15,7 @@ from msgspec import Struct
 
 MAX_KEYS = 20  # per account
 MAX_KEY_LINE = 16384  # an RSA-16384 key line is about 2.8 KB; this bounds hostile input
+MIN_RSA_BITS = 2048  # shorter RSA keys can be factored by a determined attacker (NIST SP 800-131A)
 
 
 class PublicKeyError(ValueError):
@@ -37,10 +38,26 @@ def parse_key(line: str) -> asyncssh.SSHKey:
         raise PublicKeyError("That is a private key: never paste it anywhere. "
                         "Give the .pub file's line.")
     try:
-        return asyncssh.import_public_key(line)
+        key = asyncssh.import_public_key(line)
     except (asyncssh.KeyImportError, ValueError, TypeError):
         raise PublicKeyError("That is not an OpenSSH public key line "
                         "(it looks like: ssh-ed25519 AAAA... you@host).") from None
+    check_strength(key)
+    return key
+
+
+def check_strength(key: asyncssh.SSHKey) -> None:
+    """PublicKeyError for a key too weak to trust: RSA under MIN_RSA_BITS bits, and DSA
+    (always 1024 bits; OpenSSH dropped it). A weak key registered before this check can
+    no longer log in either: `owns` parses through here."""
+    algorithm = key.get_algorithm()
+    if algorithm == "ssh-dss":
+        raise PublicKeyError("DSA keys are too weak (1024 bits). Make an ed25519 key: "
+                             "ssh-keygen -t ed25519")
+    bits = getattr(key.pyca_key, "key_size", None) if algorithm == "ssh-rsa" else None
+    if bits is not None and bits < MIN_RSA_BITS:
+        raise PublicKeyError(f"That RSA key has {bits} bits: at least {MIN_RSA_BITS} are "
+                             f"needed. Make an ed25519 key: ssh-keygen -t ed25519")
 
 
 class PublicKeyStore:

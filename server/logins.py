@@ -13,6 +13,10 @@ Theory of operation. Every password check or account creation passes, in order:
 2. for creations, the *creation limit* (`CreationLimit`): `creations_per_address` per
    `creation_window`. Asking for a name that is taken counts as a failed login of that
    address, so names cannot be enumerated through `create` faster than through `connect`;
+
+   The limits per address (the address throttle, the creation limit, `queue_per_address`)
+   skip the `unlimited_addresses` of the portal's settings (loopback by default), as the
+   portal's connection limits do; the per-name throttle applies to every address;
 3. the *admission* bound: at most `queue_per_address` checks of one address, and
    `queue_total` in all, wait for or run a hash at once;
 4. the *fair queue* (`FairQueue`): hashes wait in one queue per address, served round
@@ -32,10 +36,11 @@ import functools
 import math
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from ipc.addresses import Networks
 from ipc.settings import LoginSettings
 from server.accounts import Account, AccountError, AccountStore, ScryptCost
 
@@ -238,8 +243,12 @@ class LoginGuard:
     `check_create`, `enter`, `leave`, and `created` (or `name_taken`).
     """
 
-    def __init__(self, settings: LoginSettings) -> None:
+    def __init__(self, settings: LoginSettings, unlimited: Iterable[str] = ()) -> None:
         self.settings = settings
+        # addresses (`portal.unlimited_addresses`: the machine itself by default) that the
+        # per-address limits skip, as the portal's connection limits do; the per-name
+        # throttle and `queue_total` hold for them too
+        self.unlimited = Networks(unlimited)
         self.addresses = Throttle(settings, settings.lockout_after,
                                   Why.ADDRESS_DELAY, Why.ADDRESS_LOCKOUT)
         self.accounts = Throttle(settings, settings.account_lockout_after,
@@ -250,14 +259,19 @@ class LoginGuard:
         self._active: dict[str, int] = {}
         self._active_total = 0
 
+    def limited(self, address: str) -> bool:
+        """Whether the per-address limits apply to `address` (not an unlimited one)."""
+        return address not in self.unlimited
+
     def check_login(self, name: str, address: str, now: float) -> Refusal | None:
-        refusal = self.addresses.blocked(address, now)
+        refusal = self.addresses.blocked(address, now) if self.limited(address) else None
         if refusal is None and not self._is_known(name, address, now):
             refusal = self.accounts.blocked(name.lower(), now)
         return refusal
 
     def login_failed(self, name: str, address: str, now: float) -> None:
-        self.addresses.fail(address, now)
+        if self.limited(address):
+            self.addresses.fail(address, now)
         self.accounts.fail(name.lower(), now)
 
     def login_succeeded(self, name: str, address: str, now: float) -> None:
@@ -268,17 +282,22 @@ class LoginGuard:
             self._known.popitem(last=False)
 
     def check_create(self, address: str, now: float) -> Refusal | None:
+        if not self.limited(address):
+            return None
         return self.addresses.blocked(address, now) or self.creations.blocked(address, now)
 
     def name_taken(self, address: str, now: float) -> None:
-        self.addresses.fail(address, now)
+        if self.limited(address):
+            self.addresses.fail(address, now)
 
     def created(self, address: str, now: float) -> None:
-        self.creations.created(address, now)
+        if self.limited(address):
+            self.creations.created(address, now)
 
     def enter(self, address: str) -> Refusal | None:
         """Admit one check from `address` to the hashing queue, or refuse it."""
-        if self._active.get(address, 0) >= self.settings.queue_per_address:
+        if (self._active.get(address, 0) >= self.settings.queue_per_address
+                and self.limited(address)):
             return Refusal(Why.QUEUE_FULL)
         if self._active_total >= self.settings.queue_total:
             return Refusal(Why.BUSY)
@@ -323,9 +342,9 @@ class Logins:
     """
 
     def __init__(self, accounts: AccountStore, settings: LoginSettings, workers: int = 1,
-                 clock: Clock = time.monotonic) -> None:
+                 clock: Clock = time.monotonic, unlimited: Iterable[str] = ()) -> None:
         self.accounts = accounts
-        self.guard = LoginGuard(settings)
+        self.guard = LoginGuard(settings, unlimited)
         self._clock = clock
         self._workers = workers
         self._running = 0

@@ -89,12 +89,14 @@ class ServerGame:
 
     def __init__(self, name: str, accounts: AccountStore, store: KeyValueStore,
                  handler: ServerSessionHandler, request: Any, keys: PublicKeyStore,
-                 settings: ServerSettings | None = None, world: World | None = None) -> None:
+                 settings: ServerSettings | None = None, world: World | None = None,
+                 unlimited_addresses: Iterable[str] = ()) -> None:
         self._name = name
         self._world = world
         self._accounts = accounts
         self._settings = settings or ServerSettings()
-        self._logins = Logins(accounts, self._settings.logins, self._settings.login_workers)
+        self._logins = Logins(accounts, self._settings.logins, self._settings.login_workers,
+                              unlimited=unlimited_addresses)
         self._store = store
         self._keys = keys
         self._handler = handler
@@ -251,7 +253,8 @@ class ServerProcess(ChildProcess):
             await asyncio.sleep(0)
         log.info("world loaded: %d objects in %.3fs", len(world), time.perf_counter() - started)
         game = ServerGame(self.settings.game.name, accounts, KeyValueStore(db, world),
-                          self.handler, self.request, PublicKeyStore(db), server, world)
+                          self.handler, self.request, PublicKeyStore(db), server, world,
+                          self.settings.portal.unlimited_addresses)
         self.handler.world = world
         self.handler.commit_failed = self.commit_failed
         self.handler.game = game

@@ -18,11 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ipc.connection import FrameConnection, connect_unix
+from ipc.connection import ForeignPeer, FrameConnection, connect_unix
 from ipc.frames import Command, ControlFrame, Hello, Progress, Refused, Reply
 from ipc.settings import (
     RuntimePaths,
     SettingsError,
+    UnsafeFolder,
+    check_private_dirs,
     load_settings,
     make_private_dirs,
     runtime_paths,
@@ -62,9 +64,12 @@ async def request(paths: RuntimePaths, command: Command, timeout: float,
             reply.set_result(Reply(ok=False, message=f"the supervisor closed the connection "
                                                      f"({reason})"))
 
+    check_private_dirs(paths)  # never dial a socket in a folder someone else prepared
     try:
         conn = await connect_unix(str(paths.control_socket), ControlFrame, on_frame, on_close,
                                   name="cli", timeout=5.0)
+    except ForeignPeer as exc:
+        raise CliError(f"{exc}; not talking to it") from None
     except (FileNotFoundError, ConnectionRefusedError):
         raise _not_running(paths) from None
     conn.send(Hello(role="cli", pid=os.getpid()))
@@ -505,5 +510,8 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code
+    except UnsafeFolder as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_FAILED

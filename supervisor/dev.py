@@ -19,6 +19,7 @@ This is an ordinary foreground supervisor (same pid file, control socket and log
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -47,7 +48,7 @@ class Terminal:
     """Prints log lines, coloured by process and level when the output is a terminal."""
 
     def __init__(self, out: TextIO = sys.stdout, colour: bool | None = None) -> None:
-        self.out = out
+        self.out: TextIO | None = out
         if colour is None:
             colour = bool(os.environ.get("FORCE_COLOR")) or (
                 out.isatty() and not os.environ.get("NO_COLOR"))
@@ -60,10 +61,32 @@ class Terminal:
         tag = self.paint(PROCESS_COLOURS.get(name, ""), f"{name:<10} {pid:>7}")
         level = text.split(" ", 1)[0]
         body = self.paint(LEVEL_COLOURS.get(level, ""), text)
-        print(f"{stamp()[11:]} {tag} | {body}", file=self.out, flush=True)
+        self.print(f"{stamp()[11:]} {tag} | {body}")
 
     def note(self, text: str, ok: bool = True) -> None:
-        print(self.paint("1;32" if ok else "1;31", f"dev: {text}"), file=self.out, flush=True)
+        self.print(self.paint("1;32" if ok else "1;31", f"dev: {text}"))
+
+    def print(self, text: str) -> None:
+        """Print one line; never raises. A terminal that went away (`dev | tee log`, and
+        Ctrl-C ended `tee`) silences this terminal instead of failing the caller, which may
+        be the supervisor stopping: the log files still get every line."""
+        if self.out is None:
+            return
+        try:
+            print(text, file=self.out, flush=True)
+        except (OSError, ValueError):  # BrokenPipeError, or a closed stream
+            self.silence()
+
+    def silence(self) -> None:
+        """Print nothing more, and point the stream's descriptor at /dev/null, so that
+        what is still buffered (flushed again at exit) cannot fail either."""
+        out, self.out = self.out, None
+        if out is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, out.fileno())
+            os.close(null)
 
 
 class GameFilter(watchfiles.DefaultFilter):
@@ -142,8 +165,19 @@ class DevReloader:
         if reply.ok:
             self.terminal.note(f"reloaded: {reply.message}")
         else:
-            self.terminal.note(f"reload refused, the old server keeps running: {reply.message}",
-                               ok=False)
+            self.terminal.note("reload refused, the old server keeps running: "
+                               + without_traceback(reply.message), ok=False)
+
+
+def without_traceback(message: str) -> str:
+    """`message` with a traceback in it cut down to its last line (the exception): dev has
+    just printed the whole traceback as the failing server's log lines."""
+    lines = message.rstrip().splitlines()
+    start = next((n for n, line in enumerate(lines)
+                  if line.strip() == "Traceback (most recent call last):"), None)
+    if start is None:
+        return message
+    return "\n".join([*lines[:start], f"{lines[-1].strip()} (traceback above)"])
 
 
 async def _set_when(source: asyncio.Event, target: asyncio.Event) -> None:
@@ -167,6 +201,6 @@ def run_dev(game_dir: Path) -> int:
         logging.getLogger("supervisor").info("%s", line)
 
     def finish(ok: bool, message: str) -> None:
-        terminal.note(message, ok=ok)
+        terminal.note(message if ok else without_traceback(message), ok=ok)
 
     return run_supervisor(game_dir, progress, finish, setup)

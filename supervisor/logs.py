@@ -42,7 +42,12 @@ class LogFile:
         text = LINE_FORMAT.format(stamp=stamp(), name=self.name, pid=pid, line=line)
         self._handler.emit(logging.makeLogRecord({"msg": text, "args": None}))
         if self.echo is not None:
-            self.echo(self.name, pid, line)
+            try:
+                self.echo(self.name, pid, line)
+            except Exception:  # a terminal's failure must not stop the caller
+                self.echo = None  # (which may be the supervisor stopping); the file goes on
+                self._handler.emit(logging.makeLogRecord(
+                    {"msg": f"{text} (echo to the terminal failed; no more echo)", "args": None}))
         self.tail.append(line)
         if len(self.tail) > 200:
             del self.tail[:100]

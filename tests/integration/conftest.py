@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.client import GameRunner
+from benchmarks.client import TEST_GAME, GameRunner
 
 
 @pytest.fixture
@@ -15,10 +15,11 @@ def game_factory(tmp_path: Path) -> Iterator[type[GameRunner]]:
     runners: list[GameRunner] = []
 
     class Runner(GameRunner):
-        def __init__(self, settings: dict | None = None, name: str = "") -> None:
+        def __init__(self, settings: dict | None = None, name: str = "",
+                     template: Path = TEST_GAME) -> None:
             root = tmp_path / name if name else tmp_path
             root.mkdir(parents=True, exist_ok=True)
-            super().__init__(root, settings)
+            super().__init__(root, settings, template)
             runners.append(self)
 
     yield Runner

@@ -254,3 +254,19 @@ def test_quit_says_goodbye_and_the_others_hear_it_once(game: GameRunner) -> None
         alice.close()
 
     asyncio.run(scenario())
+
+
+def test_an_over_long_line_is_told_by_its_length_never_quoted(game: GameRunner) -> None:
+    """Issue 21, item 7: the line may be a password typed at a hidden prompt."""
+    async def scenario() -> None:
+        client = MudClient("long")
+        await client.connect(game.port)
+        await client.expect("connect <username>")
+        client.send("connect bob")  # the hidden prompt (no newline: MudClient skips it)
+        client.send("SECRETPW" * 600)
+        told = await client.expect(r"Line too long")
+        assert "4800 bytes" in told and "SECRETPW" not in told, told
+        assert not any("SECRETPW" in line for line in client.lines)
+        client.close()
+
+    asyncio.run(scenario())

@@ -382,7 +382,10 @@ def test_a_command_that_kills_every_server_is_dropped_after_the_second_crash(
         pingers[0].client.send("bye")  # sys.exit() in a command only ends that command
         await pingers[0].client.expect("An error occurred while running that command")
         pingers[0].client.send("die")
-        await pingers[0].client.expect(r"Your command 'die' crashed the game twice", timeout=30)
+        # by its size only: a line typed at a hidden prompt may be a password (issue 21)
+        await pingers[0].client.expect(r"Your command \(3 bytes\) crashed the game twice",
+                                       timeout=30)
+        assert not any("'die'" in line for line in pingers[0].client.lines)
         await pingers[1].client.expect("game is back", timeout=30)
         await asyncio.sleep(0.2)
 

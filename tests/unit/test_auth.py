@@ -130,3 +130,18 @@ def test_key_store_add_list_remove(tmp_path: Path) -> None:
                          ("-----BEGIN OPENSSH PRIVATE KEY-----", "private key")]:
         with pytest.raises(PublicKeyError, match=message):
             parse_key(bad)
+
+
+def test_weak_rsa_keys_are_refused_and_2048_bits_taken(tmp_path: Path) -> None:
+    """Issue 23: `sshkey add` took a 1024-bit RSA key."""
+    keys = PublicKeyStore(open_database(tmp_path / "game.db"))
+
+    def rsa_line(bits: int) -> str:
+        key = asyncssh.generate_private_key("ssh-rsa", key_size=bits, comment=f"rsa{bits}")
+        return key.export_public_key().decode().strip()
+
+    weak = rsa_line(1024)
+    with pytest.raises(PublicKeyError, match="1024 bits: at least 2048"):
+        keys.add(1, weak)
+    assert not keys.owns(1, weak) and keys.list(1) == []
+    assert keys.add(1, rsa_line(2048)).algorithm == "ssh-rsa"

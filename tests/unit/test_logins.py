@@ -279,3 +279,24 @@ def test_fair_queue_serves_the_nth_item_of_every_key_before_any_n_plus_first(
     assert ranks == sorted(ranks)  # round n of every key before round n + 1 of any
     for key in counts:
         assert [n for k, n in order if k == key] == list(range(counts[key]))  # type: ignore[misc]
+
+
+def test_unlimited_addresses_skip_the_per_address_limits_only() -> None:
+    """Issue 21, item 5: loopback (by default) is not held to the per-address limits, as
+    the portal's connection limits do; the per-name throttle still counts it."""
+    guard = LoginGuard(SMALL, ["127.0.0.0/8", "::1/128"])
+    now = 0.0
+    for n in range(SMALL.lockout_after + 2):
+        guard.login_failed(f"typo{n}", "127.0.0.1", now)
+        guard.created("::ffff:127.0.0.1", now)
+        assert guard.check_login(f"other{n}", "127.0.0.1", now) is None
+        assert guard.check_create("::ffff:127.0.0.1", now) is None
+    assert [guard.enter("::1") for _ in range(SMALL.queue_per_address + 1)] == [None] * 4
+    for _ in range(SMALL.account_lockout_after):
+        guard.login_failed("alice", "127.0.0.1", now)
+    refused = guard.check_login("alice", "127.0.0.1", now)
+    assert refused is not None and refused.why is Why.ACCOUNT_LOCKOUT
+    for _ in range(SMALL.creations_per_address):  # everyone else keeps the limits
+        guard.created("10.0.0.1", now)
+    refused = guard.check_create("10.0.0.1", now)
+    assert refused is not None and refused.why is Why.CREATIONS

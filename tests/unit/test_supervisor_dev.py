@@ -58,3 +58,14 @@ def test_terminal_colours_only_when_asked(capsys: pytest.CaptureFixture[str]) ->
     plain, coloured = capsys.readouterr().out.splitlines()
     assert "\x1b[" not in plain and plain.endswith("server           7 | ERROR server: boom")
     assert "\x1b[1;31mERROR server: boom\x1b[0m" in coloured
+
+
+def test_a_traceback_already_shown_is_cut_to_its_exception() -> None:
+    from supervisor.dev import without_traceback
+
+    message = ("reload failed; server 1 keeps running. The new server failed:\n"
+               "Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\n"
+               "RuntimeError: boom\n")
+    assert without_traceback(message) == ("reload failed; server 1 keeps running. The new "
+                                           "server failed:\nRuntimeError: boom (traceback above)")
+    assert without_traceback("no traceback here") == "no traceback here"
