@@ -28,6 +28,8 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 # The game tests and benchmarks run: their own, not the bundled `game/` a user edits
 TEST_GAME = REPO / "tests" / "game"
+# The bundled game itself (Hearthstead): only the tests and the benchmark *of* its world use it
+BUNDLED_GAME = REPO / "game"
 ANSI = re.compile(rb"\x1b\[[0-9;]*[A-Za-z]")
 IAC = 255
 SE, SB = 240, 250
@@ -148,10 +150,14 @@ class MudClient:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), left)
 
-    async def login(self, name: str, password: str = "secret1", create: bool = True) -> None:
+    async def login(self, name: str, password: str = "secret1", create: bool = True,
+                    entered: str = r"Hearth Hall|^Exits:") -> None:
+        """Log in and wait for the room (`entered`): the start room for a new character,
+        where it last was for one that logs in again (the default game's rooms show
+        their exits)."""
         await self.expect("connect <username> <password>")
         self.send(f"{'create' if create else 'connect'} {name} {password}")
-        await self.expect("Hearth Hall")
+        await self.expect(entered)
 
     async def wait_closed(self, timeout: float = 10.0) -> None:
         if self._task is not None:

@@ -17,6 +17,7 @@ SUITE = [
     ("ipc", []),
     ("startup", []),
     ("latency", []),
+    ("room", []),
     ("capacity", []),
     ("ssh", []),
     ("web", []),

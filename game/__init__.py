@@ -1,7 +1,16 @@
-"""The default Hearth game: a single hall where players create accounts and talk.
+"""The default Hearth game: Hearthstead, a small starter area to walk, take things and build.
 
 Edit these files while the game runs and type `python run.py reload` (or `reload` in the
-game, as the admin): players stay connected and the new code takes over.
+game, as the admin): players stay connected, every object runs the new code, and the
+world (in the database) is as it was. See docs/guide.md.
 """
 
-from . import commands, hooks, keys, login, oob, options  # noqa: F401  (importing registers them)
+from . import (  # noqa: F401  (importing registers them)
+    building,
+    commands,
+    hooks,
+    keys,
+    login,
+    oob,
+    options,
+)

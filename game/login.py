@@ -100,6 +100,8 @@ async def _create(ctx: Context, name: str, password: str) -> None:
         ctx.session.msg(f"|r{exc}|n")
         return
     ctx.session.msg(f"A new account '{account.name}' was created. Welcome!")
+    if not ctx.world.characters_of(account.uid):  # its character, in the start room
+        ctx.world.create_character(account.uid, account.name)
     await _enter(ctx, account)
 
 

@@ -207,6 +207,7 @@ class Command:
     logged_in: bool | None = True
     admin: bool = False
     perm: str | None = None  # the role needed ("builder", "admin"); admin=True means "admin"
+    category: str = "General"  # the heading `help` lists it under
 
     @property
     def needs(self) -> str | None:
@@ -243,36 +244,57 @@ class Context:
 
 @dataclass
 class Registry:
+    """The game's commands by name. A connection-screen command (`logged_in=False`) and a
+    command of the logged-in game may share a name (`create` makes an account before
+    login and a thing after it, as in Evennia's two command sets): `screen` holds the
+    first kind, `commands` the others."""
+
     commands: dict[str, Command] = field(default_factory=dict)
     hooks: dict[str, list[Callable[..., Any]]] = field(default_factory=dict)
     inputfuncs: dict[str, InputFunc] = field(default_factory=dict)
     replies: dict[str, Command] = field(default_factory=dict)
+    screen: dict[str, Command] = field(default_factory=dict)
 
     def add_command(self, cmd: Command) -> None:
-        """Register `cmd` under its key and aliases. A name another command already has is
-        taken over, with one warning per registration naming both functions' modules
-        (a game that defines `look` twice most likely did not mean to)."""
+        """Register `cmd` under its key and aliases: a connection-screen command (logged_in
+        False) in the screen table, others in the commands table (a command for everywhere
+        also replaces a screen command of its name). A name another command already has in
+        its table is taken over, with one warning per registration naming both functions'
+        modules (a game that defines `look` twice most likely did not mean to)."""
+        table = self.screen if cmd.logged_in is False else self.commands
         taken: dict[str, Command] = {}
         for name in (cmd.key, *cmd.aliases):
-            old = self.commands.get(name.lower())
+            old = table.get(name.lower())
             if old is not None and old.func is not cmd.func and _where(old) != _where(cmd):
                 taken[name.lower()] = old
-            self.commands[name.lower()] = cmd
+            table[name.lower()] = cmd
+            if cmd.logged_in is None:  # everywhere: it replaces a screen command too
+                self.screen.pop(name.lower(), None)
         if taken:
             log.warning("command name %s of %s replaces %s: one of them should be renamed",
                         ", ".join(repr(name) for name in taken), _where(cmd),
                         ", ".join(sorted({_where(old) for old in taken.values()})))
 
     def find(self, word: str, logged_in: bool) -> Command | None:
-        cmd = self.commands.get(word.lower())
+        name = word.lower()
+        if not logged_in and name in self.screen:
+            return self.screen[name]
+        cmd = self.commands.get(name)
         if cmd is None or (cmd.logged_in is not None and cmd.logged_in != logged_in):
             return None
         return cmd
 
+    def on_screen(self, word: str) -> bool:
+        """Whether `word` names a connection-screen command (its line may hold a
+        password: never logged)."""
+        name = word.lower()
+        cmd = self.commands.get(name)
+        return name in self.screen or (cmd is not None and cmd.logged_in is False)
+
     def unique_commands(self) -> list[Command]:
-        seen: dict[str, Command] = {}
-        for cmd in self.commands.values():
-            seen.setdefault(cmd.key, cmd)
+        seen: dict[tuple[str, bool | None], Command] = {}
+        for cmd in (*self.commands.values(), *self.screen.values()):
+            seen.setdefault((cmd.key, cmd.logged_in), cmd)
         return sorted(seen.values(), key=lambda c: c.key)
 
 
@@ -292,16 +314,18 @@ def command(
     logged_in: bool | None = True,
     admin: bool = False,
     perm: str | None = None,
+    category: str = "General",
 ) -> Callable[[CommandFunc], CommandFunc]:
-    """Register a command by name, with aliases and help text. With `perm` ("builder" or
-    "admin") only accounts with that role or a higher one see and run it; `admin=True`
-    is `perm="admin"`."""
+    """Register a command by name, with aliases, help text and the `category` a help
+    listing shows it under. With `perm` ("builder" or "admin") only accounts with that
+    role or a higher one see and run it; `admin=True` is `perm="admin"`."""
     if perm is not None and perm not in ROLES:
         raise ValueError(f"unknown perm {perm!r}; roles are {', '.join(ROLES)}")
 
     def register(func: CommandFunc) -> CommandFunc:
         text = help or (func.__doc__ or "").strip()
-        registry.add_command(Command(key, func, tuple(aliases), text, logged_in, admin, perm))
+        registry.add_command(Command(key, func, tuple(aliases), text, logged_in, admin, perm,
+                                     category))
         return func
 
     return register

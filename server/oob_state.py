@@ -67,7 +67,9 @@ def parse_support(item: Any) -> tuple[str, int] | None:
     parts = item.split()
     if not parts or len(parts[0]) > MAX_NAME:
         return None
-    version = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() and len(parts[1]) < 6 else 1
+    digits = parts[1] if len(parts) > 1 else ""
+    # isdigit() alone takes "²", which int() refuses: only ASCII digits are a version
+    version = int(digits) if digits.isascii() and digits.isdigit() and len(digits) < 6 else 1
     return parts[0].lower(), version
 
 

@@ -401,8 +401,7 @@ class ServerSessionHandler:
         if item.cmdname != "text" or not item.args:
             return item.args or item.cmdname
         word = str(item.args[0]).strip().partition(" ")[0]
-        cmd = self.registry.commands.get(word.lower())
-        if cmd is None or cmd.logged_in is False:
+        if word.lower() not in self.registry.commands or self.registry.on_screen(word):
             return f"{word} ..."
         return item.args
 

@@ -52,7 +52,7 @@ CREATE TABLE IF NOT EXISTS kv (
 
 def open_database(path: Path) -> sqlite3.Connection:
     """Open (creating if needed) the game database, in WAL mode."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a runtime folder: private
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA busy_timeout=5000")  # `run.py admin` may write beside the server
     db.execute("PRAGMA journal_mode=WAL")

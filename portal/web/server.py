@@ -427,8 +427,14 @@ class WebConnection(asyncio.Protocol):
         if parsed.mode == "init":
             self._ajax_init(request, parsed)
             return
-        session = self.server.hub.find_ajax(clean_csessid(parsed.csessid), parsed.cuid)
+        csessid = clean_csessid(parsed.csessid)
+        session = self.server.hub.find_ajax(csessid, parsed.cuid)
         if session is None or session.ended:
+            words = self.server.hub.take_last_words(csessid, parsed.cuid) \
+                if parsed.mode == "receive" else None
+            if words is not None:  # the session ended between two polls: its goodbye
+                self._respond(200, JSON, words.encode())
+                return
             gone = encode_array("connection_close", ["This session has ended."], {})
             self._respond(410, JSON, gone.encode())
             return

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 WEBSOCKET: Final = "webclient/websocket"
 AJAX: Final = "webclient/ajax"
 NO_CSESSID: Final = frozenset({"", "false", "null", "undefined", "none"})
+LAST_WORDS: Final = 2.0  # seconds an ended ajax session's last output waits for a poll
 
 
 class Link(Protocol):
@@ -341,13 +342,28 @@ class AjaxSession(WebSession):
             held(body)
 
     def close_transport(self, code: int, reason: str) -> None:
+        """Answer the held poll with what is left; with no poll held (the page is between
+        two polls), keep it as the session's last words for the next poll to take, for
+        `LAST_WORDS` seconds: the goodbye and `connection_close` reach the page."""
         self.channel.close()
         if self.held is not None:
             self._answer(self.channel._take() if self.channel.queue else "\"\"")
+        elif self.channel.queue and self.csessid:
+            # Evennia's page takes one message per poll: its last, `connection_close`
+            words = self.channel._take() if self.channel.batch else self.channel.queue[-1]
+            self.hub.keep_last_words(self, words)
+            if self.gone is None or self.gone.done():
+                self.gone = asyncio.get_running_loop().create_future()
         self.channel.queue.clear()
 
+    def words_taken(self) -> None:
+        """The last words were answered to a poll, or expired."""
+        if self.gone is not None and not self.gone.done():
+            self.gone.set_result(None)
+
     def has_link(self) -> bool:
-        return False  # polls are answered at once; nothing waits to be written
+        """True only while last words wait for a poll (answered polls leave nothing)."""
+        return self.hub.has_last_words(self)
 
     def page_present(self) -> bool:
         return self.channel.state is PollState.HELD
@@ -401,6 +417,8 @@ class WebHub:
         self.sessions: set[WebSession] = set()
         self.by_page: dict[tuple[str, str], list[WebSession]] = {}
         self.admitted: dict[WebSession, str] = {}  # ajax sessions: the address admitted
+        # ended ajax sessions' undelivered output, by page load, until a poll takes it
+        self.last_words: dict[tuple[str, str], tuple[AjaxSession, str, float]] = {}
         self._timer: asyncio.TimerHandle | None = None
 
     def add(self, session: WebSession, admitted_as: str | None) -> None:
@@ -443,6 +461,25 @@ class WebHub:
         if address is not None:
             self.handler.release(address)
 
+    def keep_last_words(self, session: AjaxSession, body: str) -> None:
+        assert session.csessid is not None
+        self.last_words[(session.csessid, session.cuid)] = (
+            session, body, time.monotonic() + LAST_WORDS)
+        if self._timer is None:
+            self._schedule()
+
+    def has_last_words(self, session: AjaxSession) -> bool:
+        words = self.last_words.get((session.csessid or "", session.cuid))
+        return words is not None and words[0] is session
+
+    def take_last_words(self, csessid: str, cuid: str) -> str | None:
+        """What an ended session left for this page load's next poll (once), if anything."""
+        words = self.last_words.pop((csessid, cuid), None)
+        if words is None:
+            return None
+        words[0].words_taken()
+        return words[1]
+
     def find_ajax(self, csessid: str, cuid: str) -> AjaxSession | None:
         for session in self.by_page.get((AJAX, csessid), []):
             if isinstance(session, AjaxSession) and session.cuid == cuid:
@@ -461,7 +498,11 @@ class WebHub:
                 session.sweep(now)
             except Exception:
                 log.exception("sweeping web session %d", session.sessid)
-        if self.sessions:
+        for page, (session, _, until) in list(self.last_words.items()):
+            if now >= until:
+                del self.last_words[page]
+                session.words_taken()
+        if self.sessions or self.last_words:
             self._schedule()
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ SMOKE = {
     "ipc": ["--frames", "2000", "--unbatched-frames", "500"],
     "latency": ["--clients", "1,3", "--duration", "0.3", "--warmup", "0.1", "--storm", "3"],
     "capacity": ["--sessions", "20"],
+    "room": ["--players", "3", "--duration", "0.3", "--warmup", "0.1"],
     "ssh": ["--sessions", "10", "--logins", "3", "--clients", "3", "--duration", "0.3",
             "--warmup", "0.1"],
     "web": ["--sessions", "10", "--clients", "3", "--duration", "0.3", "--warmup", "0.1"],

@@ -6,6 +6,7 @@ import asyncio
 import http.client
 import json
 import ssl
+import time
 import urllib.parse
 from typing import Any
 
@@ -275,6 +276,24 @@ def test_ajax_long_poll_is_answered_when_output_exists(web: GameRunner) -> None:
         assert "pong again" in str(messages)
 
     asyncio.run(scenario())
+
+
+def test_ajax_session_ended_between_polls_leaves_its_goodbye(web: GameRunner) -> None:
+    """The game ends a session while no poll is held (`quit`, a reboot): the page's next
+    poll still gets the goodbye and `connection_close`, once; then the session is gone."""
+    port = web_port(web)
+    page = {"csessid": "leaver", "cuid": "u1"}
+    ajax(port, mode="init", **page)
+    ajax(port, mode="receive", batch="1", **page)  # the connection screen; no poll held now
+    assert ajax(port, mode="input", data='["text", ["quit"], {}]', **page) == (200, "")
+    deadline = time.monotonic() + 15
+    while web.status()["sessions"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    status, messages = ajax(port, mode="receive", batch="1", **page)
+    assert status == 200, (status, messages)
+    assert "Goodbye! Come back soon." in str(messages)
+    assert messages[-1][0] == "connection_close", messages
+    assert ajax(port, mode="receive", batch="1", **page)[0] == 410
 
 
 # ---------------------------------------------------------------- plain HTTP

@@ -123,7 +123,7 @@ def world_game(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GameRunner]
 async def player(game: GameRunner, name: str = "maker", create: bool = True) -> MudClient:
     client = MudClient(name)
     await client.connect(game.port)
-    await client.login(name, create=create)
+    await client.login(name, create=create, entered=r"^Hall$|Hearth Hall|^Exits:")
     return client
 
 

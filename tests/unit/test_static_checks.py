@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -26,3 +27,13 @@ def test_mypy_strict_is_clean_on_the_packages() -> None:
     result = run("mypy", "--strict", "--cache-dir", str(REPO / ".mypy_cache"), *PACKAGES,
                  timeout=170)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+
+
+def test_every_package_folder_is_installed() -> None:
+    """pyproject.toml lists packages by hand: a new sub-package missing there imports from
+    the repository but not from an installed copy (`hearth start` from a venv)."""
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())
+                 ["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(REPO).parts)
+             for top in PACKAGES for init in (REPO / top).rglob("__init__.py")}
+    assert found - listed == set(), f"add to [tool.setuptools] packages: {found - listed}"

@@ -58,6 +58,8 @@ def test_objects_fields_and_queries(world: World) -> None:
     assert world.search("N", scopes=[hall]) == [north]
     assert world.search("sword", scopes=[hall]) == [sword]  # a word of the name
     assert world.search("blade") == [sword] and world.search("#4") == [sword]
+    # digits that are not ASCII ("²".isdigit() is True) name no object and raise nothing
+    assert world.search("#²") == [] and world.get("#²") is None
     assert world.search("blade", scopes=[yard]) == []
     assert sword.search("here") is hall and sword.search("me", quiet=True) == [sword]
     assert north.search("sw") is sword  # a local search takes the start of a name

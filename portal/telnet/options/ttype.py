@@ -102,7 +102,7 @@ def _apply_term(flags: dict[str, Any], term: str) -> None:
 def _apply_mtts(flags: dict[str, Any], text: str) -> None:
     kind, _, number = text.partition(" ")
     number = number.strip()
-    if kind.upper() != "MTTS" or not number.isdigit() or len(number) > 10:
+    if kind.upper() != "MTTS" or not (number.isascii() and number.isdigit()) or len(number) > 10:
         return
     bits = int(number)
     for bit, name in MTTS_BITS:

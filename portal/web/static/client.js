@@ -3,8 +3,11 @@
 // the page address). Reconnects by itself with back-off; a refreshed page sends the same
 // page id (csessid, kept per tab in sessionStorage), so the portal gives it its session
 // back, logged in. cuid is new at every page load: a duplicated tab (which copies
-// sessionStorage) gets a session of its own instead of taking over the original's. Output HTML comes from the portal, which escapes everything players
-// typed; this file never builds HTML from text.
+// sessionStorage) gets a session of its own instead of taking over the original's.
+// Output HTML comes from the portal, which escapes everything players typed; this file
+// never builds HTML from text (the side panel is filled with textContent only).
+// On connect it asks for GMCP's Room, Char and Char.Items packages (Core.Supports.Set),
+// and shows the room, its exits as buttons, what is here and what is carried from them.
 "use strict";
 
 (function () {
@@ -17,6 +20,15 @@
   const form = document.getElementById("line");
   const promptLabel = document.getElementById("prompt");
   const statusLine = document.getElementById("status");
+  const panel = document.getElementById("panel");
+  const roomName = document.getElementById("room-name");
+  const roomArea = document.getElementById("room-area");
+  const exitsBox = document.getElementById("exits");
+  const lists = { room: document.getElementById("room-items"),
+                  inv: document.getElementById("inventory") };
+  const vitalsLine = document.getElementById("vitals");
+  const SUPPORTS = ["Room 1", "Char 1", "Char.Items 1"];
+  const COMPASS = ["n", "ne", "e", "se", "s", "sw", "w", "nw", "u", "d", "in", "out"];
   const query = new URLSearchParams(location.search);
 
   function randomId() {
@@ -46,23 +58,42 @@
     return output.scrollHeight - output.scrollTop - output.clientHeight < 40;
   }
 
+  // The output follows new lines while the player has not scrolled up, also when it gets
+  // smaller (the side panel grows under it on a phone).
+  // Only a scroll the player made decides it (not the page's own, whose event may come
+  // after more lines were added).
+  let stick = true;
+  let ownScroll = false;
+  function toBottom() {
+    if (output.scrollTop + output.clientHeight >= output.scrollHeight) return;
+    ownScroll = true;
+    output.scrollTop = output.scrollHeight;
+  }
+  output.addEventListener("scroll", () => {
+    if (ownScroll) { ownScroll = false; return; }
+    stick = atBottom();
+  });
+  if (window.ResizeObserver) {
+    new ResizeObserver(() => { if (stick) toBottom(); }).observe(output);
+  }
+
   function append(html, cls) {
-    const follow = atBottom();
+    const follow = stick || atBottom();
     const line = document.createElement("div");
     if (cls) line.className = cls;
     line.innerHTML = html; // portal-rendered, escaped HTML
     output.appendChild(line);
     while (output.childElementCount > SCROLLBACK) output.firstElementChild.remove();
-    if (follow) output.scrollTop = output.scrollHeight;
+    if (follow) toBottom();
   }
 
   function note(text, cls) {
-    const follow = atBottom();
+    const follow = stick || atBottom();
     const line = document.createElement("div");
     line.className = cls || "note";
     line.textContent = text;
     output.appendChild(line);
-    if (follow) output.scrollTop = output.scrollHeight;
+    if (follow) toBottom();
   }
 
   function setStatus(text, cls) {
@@ -77,12 +108,113 @@
   function setHidden(hidden) {
     input.type = hidden ? "password" : "text";
     input.setAttribute("aria-label", hidden ? "Password (hidden)" : "Command");
+    if (!hidden) setPrompt(""); // the question ("Password:") was answered
+  }
+
+  // After a hidden line the game sends an empty line (a telnet client showed no Enter);
+  // the page already noted "(hidden)", so that one empty line is not shown.
+  let skipBlank = false;
+
+  function showText(args) {
+    const text = args[0] === undefined || args[0] === null ? "" : String(args[0]);
+    if (skipBlank && text === "") { skipBlank = false; return; }
+    skipBlank = false;
+    append(text);
+  }
+
+  // ------------------------------------------------------------------ the side panel
+
+  const items = { room: new Map(), inv: new Map() };
+
+  function sendLine(line) {
+    note(line, "echo");
+    link.send(["text", [line], {}]);
+  }
+
+  function showPanel() {
+    if (!panel.hidden) return;
+    const follow = atBottom(); // the output gets smaller: keep its last line in view
+    panel.hidden = false;
+    if (follow) toBottom();
+  }
+
+  function showRoom(info) {
+    showPanel();
+    roomName.textContent = String(info.name || "");
+    roomArea.textContent = [info.area, info.environment].filter(Boolean).join(" · ");
+    const exits = (info.exits && typeof info.exits === "object") ? Object.keys(info.exits) : [];
+    const rank = (dir) => { const i = COMPASS.indexOf(dir); return i < 0 ? COMPASS.length : i; };
+    exits.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+    exitsBox.replaceChildren(...exits.map((dir) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = dir;
+      button.dataset.exit = dir;
+      button.title = `go ${dir}`;
+      button.addEventListener("click", () => { sendLine(dir); input.focus(); });
+      return button;
+    }));
+    exitsBox.classList.remove("wrong");
+  }
+
+  function showItems(where) {
+    const list = lists[where];
+    if (!list) return;
+    const entries = Array.from(items[where].values());
+    if (!entries.length) {
+      const empty = document.createElement("li");
+      empty.className = "empty";
+      empty.textContent = where === "inv" ? "nothing" : "nothing special";
+      list.replaceChildren(empty);
+      return;
+    }
+    list.replaceChildren(...entries.map((item) => {
+      const li = document.createElement("li");
+      li.textContent = String(item.name || "");
+      li.dataset.id = String(item.id);
+      return li;
+    }));
+  }
+
+  function itemsEvent(kind) {
+    return (args, kwargs) => {
+      const where = kwargs.location;
+      if (!items[where]) return;
+      if (kind === "list") {
+        items[where] = new Map((Array.isArray(kwargs.items) ? kwargs.items : [])
+          .filter((item) => item && item.id !== undefined).map((item) => [String(item.id), item]));
+      } else if (kwargs.item && kwargs.item.id !== undefined) {
+        const id = String(kwargs.item.id);
+        if (kind === "remove") items[where].delete(id);
+        else items[where].set(id, kwargs.item);
+      }
+      showPanel();
+      showItems(where);
+    };
+  }
+
+  function showVitals(args, kwargs) {
+    if (kwargs.hp !== undefined) vitalsLine.textContent = `HP ${kwargs.hp}/${kwargs.maxhp || "?"}` +
+      (kwargs.mp !== undefined ? `  MP ${kwargs.mp}/${kwargs.maxmp || "?"}` : "");
+  }
+
+  function wrongWay() {
+    exitsBox.classList.add("wrong");
+    setTimeout(() => exitsBox.classList.remove("wrong"), 600);
   }
 
   const handlers = {
-    text: (args) => append(args[0] === undefined ? "" : String(args[0])),
+    text: showText,
     prompt: (args) => setPrompt(String(args[0] || "")),
     echo: (args, kwargs) => setHidden(Boolean("hidden" in kwargs ? kwargs.hidden : args[0])),
+    room_info: (args, kwargs) => showRoom(kwargs),
+    "Room.WrongDir": wrongWay,
+    room_wrongdir: wrongWay,
+    char_items_list: itemsEvent("list"),
+    char_items_add: itemsEvent("add"),
+    char_items_remove: itemsEvent("remove"),
+    char_items_update: itemsEvent("update"),
+    char_vitals: showVitals,
     logged_in: () => setStatus("connected, logged in", "ok"),
     connection_close: (args, kwargs) => link.serverClosed(kwargs.restarting, args[0]),
     ajax_keepalive: () => link.send(null, "keepalive"),
@@ -102,6 +234,7 @@
   }
 
   function WebsocketTransport(events) {
+    // throws where the browser has no WebSocket or refuses to make one: see connect()
     let socket = new WebSocket(wsUrl(), ["v1.evennia.com"]);
     socket.onopen = () => events.open("websocket");
     socket.onmessage = (event) => {
@@ -190,7 +323,16 @@
         open: (how) => { if (generation === this.generation) this.opened(how); },
         closed: () => { if (generation === this.generation) this.closed(); },
       };
-      this.transport = this.kind === "ajax" ? AjaxTransport(events) : WebsocketTransport(events);
+      if (this.kind === "websocket") {
+        try {
+          this.transport = WebsocketTransport(events);
+          return;
+        } catch (e) { // no WebSocket, or its constructor threw: long polling instead
+          note("No websocket; using long polling instead.");
+          this.kind = "ajax";
+        }
+      }
+      this.transport = AjaxTransport(events);
     },
 
     opened(how) {
@@ -203,6 +345,8 @@
       document.body.dataset.transport = how;
       setStatus("connected", "ok");
       setHidden(false);
+      setPrompt("");
+      this.send(["Core.Supports.Set", SUPPORTS, {}]); // Room.Info, Char.Items for the panel
     },
 
     serverClosed(restarting, reason) {
@@ -259,8 +403,10 @@
       if (!link.transport && !link.timer) { link.attempt = 0; link.connect(); }
       return;
     }
+    setPrompt(""); // a prompt is a question, and this line answers it
     if (input.type === "password") {
       note("(hidden)", "echo");
+      skipBlank = true;
     } else {
       note(line, "echo");
       if (line && history[history.length - 1] !== line) history.push(line);
