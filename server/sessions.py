@@ -91,16 +91,33 @@ class ServerSessionHandler:
         self._idle = asyncio.Event()
         self._idle.set()
         self._out_marks: list[int] = []  # where the running sync inputs' output starts
+        self._sync_ids: set[int] = set()  # sessions named by the PSync frames so far
+        self._sync_is_delta = False  # a presync came first: the attach lists changes only
 
     # ------------------------------------------------------------ from the portal
 
     def sync(self, frame: PSync) -> list[ServerSession]:
-        """Rebuild every session from the portal's copy (a new run_id drops the old ones)."""
+        """Rebuild every session from the portal's copy.
+
+        A new run_id (the portal was killed and started again) ends every old session; a
+        whole copy (no `presync` ahead of it: a cold attach, or a portal that took over
+        from another) ends every session it does not name: the old portal closed them
+        (TLS, SSH and web players cannot move) and could no longer tell us. Either way
+        their disconnect hooks run, once; a standby's attach after its presync is a
+        change list (`gone` names what closed)."""
         if frame.run_id != self.run_id:
-            self.sessions.clear()
             self.run_id = frame.run_id
-            if self.world is not None:
-                self.world.forget_all_sessions()  # their players are gone with the portal
+            self._end_sessions(list(self.sessions))
+        if frame.presync:
+            self._sync_is_delta = True
+        self._sync_ids.update(data.sessid for data in frame.sessions)
+        if not frame.more and not frame.presync:
+            if not self._sync_is_delta:
+                self._end_sessions([sessid for sessid in self.sessions
+                                    if sessid not in self._sync_ids])
+            self._sync_ids, self._sync_is_delta = set(), False
+        elif not frame.more:
+            self._sync_ids = set()  # the presync is complete; its attach may list fewer
         for data in frame.sessions:
             session = self.sessions.get(data.sessid) or self._new_session(data)
             session.load_sync_data(data)
@@ -117,6 +134,16 @@ class ServerSessionHandler:
                 known.cmd_last_visible = count.cmd_last_visible
         return list(self.sessions.values())
 
+    def _end_sessions(self, sessids: list[int]) -> None:
+        """Sessions the portal no longer has: each ends as if the portal said so."""
+        if not sessids:
+            return
+        log.info("%d sessions the portal no longer has are ended", len(sessids))
+        # all leave first: a hook telling the others must not reach one that is gone
+        ended = [self.sessions.pop(sessid) for sessid in sessids]
+        for session in ended:
+            self._ended(session)
+
     def connect(self, data: SessionData) -> ServerSession:
         """A new session. One the portal authenticated (SSH) arrives logged in: the game
         runs its login hook at once, and never shows it the connection screen."""
@@ -131,13 +158,17 @@ class ServerSessionHandler:
     def portal_disconnect(self, sessid: int) -> None:
         session = self.sessions.pop(sessid, None)
         if session is not None:
-            self._dirty.pop(sessid, None)
-            self.run_hooks("at_session_disconnect", session)
-            if self.world is not None:
-                try:
-                    self.world.forget_session(session)
-                except Exception:
-                    log.exception("unpuppeting session %d failed", sessid)
+            self._ended(session)
+
+    def _ended(self, session: ServerSession) -> None:
+        """(`session` has left `sessions`) its disconnect hooks, and its puppet let go."""
+        self._dirty.pop(session.sessid, None)
+        self.run_hooks("at_session_disconnect", session)
+        if self.world is not None:
+            try:
+                self.world.forget_session(session)
+            except Exception:
+                log.exception("unpuppeting session %d failed", session.sessid)
 
     def _puppet_at_login(self, session: ServerSession) -> None:
         """A session that arrives logged in (SSH) gets its puppet like a typed login."""
@@ -165,6 +196,8 @@ class ServerSessionHandler:
 
     def data_out(self, session: ServerSession, **kwargs: Any) -> None:
         sessid = session.sessid
+        if self.sessions.get(sessid) is not session:
+            return  # a session that ended: its id may be another player's in a new run
         for cmdname, value in kwargs.items():
             args, cmd_kwargs = _split_output(value)
             self._out.append(OutputItem(sessid, cmdname, args, cmd_kwargs))

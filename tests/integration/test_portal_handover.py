@@ -415,7 +415,8 @@ def test_a_portal_over_its_health_limit_is_replaced_live(
 def test_web_and_ssh_players_are_told_and_both_ports_serve_after(
         game_factory: type[GameRunner]) -> None:
     """Websocket and SSH state cannot move: those players get the reconnect line, and the
-    new portal serves both ports (the web page's own client reconnects by itself)."""
+    new portal serves both ports (the web page's own client reconnects by itself). The
+    game hears that they left, once (issue 21, item 1: they stayed in `who` as ghosts)."""
     import asyncssh
     from websockets.asyncio.client import connect
 
@@ -438,13 +439,28 @@ def test_web_and_ssh_players_are_told_and_both_ports_serve_after(
         ws = await connect(url, subprotocols=["v1.evennia.com"],  # type: ignore[list-item]
                            open_timeout=TIMEOUT)
         await ws_until(ws, "create")
+        await ws.send('["text", ["create webby secret1"], {}]')
+        await ws_until(ws, "Hearth Hall")
+        alice = MudClient("alice")  # plain telnet: moves to the new portal
+        await alice.connect(game.port)
+        await alice.login("alice")
         async with asyncssh.connect(username="visitor", **ssh_options) as conn:
             proc = await conn.create_process(term_type="xterm", term_size=(80, 24))
             await asyncio.wait_for(proc.stdout.readuntil("create <username>"), TIMEOUT)
+            proc.stdin.write("create shelly secret1\r\n")
+            await asyncio.wait_for(proc.stdout.readuntil("Hearth Hall"), TIMEOUT)
+            alice.send("who")
+            await alice.expect(r"Players online \(3\): alice, shelly, webby")
             code, output = await asyncio.to_thread(reload_portal, game)
             assert code == 0, output
             said = await asyncio.wait_for(proc.stdout.read(), TIMEOUT)
             assert RECONNECT in said, said[-300:]
+        await alice.expect("webby has left the hall", TIMEOUT)
+        alice.send("who")
+        await alice.expect(r"Players online \(1\): alice$", TIMEOUT)
+        assert game.status()["sessions"] == 1
+        assert sum("has left the hall" in line for line in alice.lines) == 2, alice.lines
+        alice.close()
         told = ""
         with pytest.raises(Exception):  # noqa: B017 (the portal closes the websocket)
             async with asyncio.timeout(TIMEOUT):
