@@ -393,13 +393,15 @@ class ServerSessionHandler:
                    line: str) -> Awaitable[None] | None:
         """The line the game asked for with `session.ask`: to its reply handler, unlogged."""
         del session.server_data[ASK_KEY]
-        if asked.get("hidden"):
-            session.data_out(echo=([], {"hidden": False}), text="")  # the Enter was not shown
+        hidden = bool(asked.get("hidden"))
+        if hidden:
+            session.data_out(text="")  # the Enter was not shown
         key = str(asked.get("to"))
         cmd = self.registry.replies.get(key)
         if cmd is None:
             log.warning("session %d answered %r, which no reply handler takes", session.sessid,
                         key)
+            self._shown_again(session, hidden)
             return None
         assert self.game is not None
         ctx = Context(session, self.game, key, line.strip(), cmd, dict(asked.get("data") or {}))
@@ -407,15 +409,28 @@ class ServerSessionHandler:
             pending = cmd.func(ctx)
         except (Exception, SystemExit):  # a command calling sys.exit() ends only itself
             self._report_reply_error(session, key, sync=True)
+            pending = None
+        if pending is None:
+            self._shown_again(session, hidden)
             return None
-        return None if pending is None else self._guard_reply(session, key, pending)
+        return self._guard_reply(session, key, pending, hidden)
 
     async def _guard_reply(self, session: ServerSession, key: str,
-                           pending: Awaitable[None]) -> None:
+                           pending: Awaitable[None], hidden: bool) -> None:
         try:
             await pending
         except (Exception, SystemExit):  # a command calling sys.exit() ends only itself
             self._report_reply_error(session, key, sync=False)
+        self._shown_again(session, hidden)
+
+    @staticmethod
+    def _shown_again(session: ServerSession, hidden: bool) -> None:
+        """After a hidden answer, typing shows again, unless the reply asked for another
+        hidden line (a password's confirmation): echo stays off between the two, so no
+        client sees WONT and WILL ECHO in a row (TinTin++ showed the second password)."""
+        asked = session.server_data.get(ASK_KEY)
+        if hidden and not (isinstance(asked, dict) and asked.get("hidden")):
+            session.data_out(echo=([], {"hidden": False}))
 
     def _report_reply_error(self, session: ServerSession, key: str, sync: bool) -> None:
         log.exception("reply %r of session %d failed (its line is not logged)", key,

@@ -365,6 +365,27 @@ def test_tintin_in_a_pty(game_factory: type[GameRunner]) -> None:
     asyncio.run(run_terminal_client(
         game, lambda port: [tintin, "-G", "-e", f"#session hearth 127.0.0.1 {port}"], check))
 
+    async def both_passwords_hidden() -> None:
+        """Issue 21, item 2: TinTin++ showed `create NAME`'s second password (the portal
+        sent WONT ECHO then WILL ECHO between the two prompts)."""
+        client = PtyClient([tintin, "-G", "-e", f"#session hearth 127.0.0.1 {game.port}"],
+                           cols=120, rows=40)
+        try:
+            await client.expect(r"connect <username> <password>")
+            client.send("create judy")
+            await client.expect(r"Choose a password:")
+            client.send("judyFIRSTpw")
+            await client.expect(r"Type it again:")
+            client.send("judyFIRSTpw")
+            await client.expect(r"Hearth Hall")
+            client.send("ping shown")  # typing shows again after the passwords
+            await client.expect(r"pong shown")
+            assert "judyFIRSTpw" not in client.text(), client.text()[-400:]
+        finally:
+            client.close()
+
+    asyncio.run(both_passwords_hidden())
+
 
 def test_distribution_telnet_in_a_pty(game_factory: type[GameRunner]) -> None:
     telnet = require("telnet")
