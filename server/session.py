@@ -43,6 +43,8 @@ class SessionHandler(Protocol):
 
     def note_dirty(self, session: ServerSession) -> None: ...
 
+    def take_back_echo_on(self, session: ServerSession) -> bool: ...
+
 
 # In `server_data` (so it survives a reload or crash): the reply handler that takes this
 # session's next line (`ask`).
@@ -204,7 +206,10 @@ class ServerSession:
         password) into a command that would be shown back to the player.
         """
         self.server_data[ASK_KEY] = {"to": reply_to, "hidden": hidden, "data": data}
-        if hidden:
+        handler = self.sessionhandler
+        if hidden and handler is not None and handler.take_back_echo_on(self):
+            self.data_out(prompt=prompt)  # echo is still off from the last hidden answer
+        elif hidden:
             self.data_out(echo=([], {"hidden": True}), prompt=prompt)
         else:
             self.data_out(prompt=prompt)

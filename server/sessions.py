@@ -203,6 +203,21 @@ class ServerSessionHandler:
             self._out.append(OutputItem(sessid, cmdname, args, cmd_kwargs))
         self._schedule_flush()
 
+    def take_back_echo_on(self, session: ServerSession) -> bool:
+        """A hidden question follows a hidden answer (a password's confirmation): drop the
+        echo-on queued for the answer, if it has not left yet, so echo stays off between
+        the two; a client shown WONT and WILL ECHO in a row may echo the second password
+        (TinTin++ did). True if it was taken back (echo is still off)."""
+        for index in range(len(self._out) - 1, -1, -1):
+            item = self._out[index]
+            if item.sessid == session.sessid and item.cmdname == "echo":
+                if item.kwargs.get("hidden") is False:
+                    del self._out[index]
+                    self._out_marks = [mark - (mark > index) for mark in self._out_marks]
+                    return True
+                return False
+        return False
+
     def disconnect(self, session: ServerSession, reason: str) -> None:
         self.flush()
         self._send(SDisconn(sessid=session.sessid, reason=reason))
@@ -393,15 +408,13 @@ class ServerSessionHandler:
                    line: str) -> Awaitable[None] | None:
         """The line the game asked for with `session.ask`: to its reply handler, unlogged."""
         del session.server_data[ASK_KEY]
-        hidden = bool(asked.get("hidden"))
-        if hidden:
-            session.data_out(text="")  # the Enter was not shown
+        if asked.get("hidden"):
+            session.data_out(echo=([], {"hidden": False}), text="")  # the Enter was not shown
         key = str(asked.get("to"))
         cmd = self.registry.replies.get(key)
         if cmd is None:
             log.warning("session %d answered %r, which no reply handler takes", session.sessid,
                         key)
-            self._shown_again(session, hidden)
             return None
         assert self.game is not None
         ctx = Context(session, self.game, key, line.strip(), cmd, dict(asked.get("data") or {}))
@@ -409,28 +422,15 @@ class ServerSessionHandler:
             pending = cmd.func(ctx)
         except (Exception, SystemExit):  # a command calling sys.exit() ends only itself
             self._report_reply_error(session, key, sync=True)
-            pending = None
-        if pending is None:
-            self._shown_again(session, hidden)
             return None
-        return self._guard_reply(session, key, pending, hidden)
+        return None if pending is None else self._guard_reply(session, key, pending)
 
     async def _guard_reply(self, session: ServerSession, key: str,
-                           pending: Awaitable[None], hidden: bool) -> None:
+                           pending: Awaitable[None]) -> None:
         try:
             await pending
         except (Exception, SystemExit):  # a command calling sys.exit() ends only itself
             self._report_reply_error(session, key, sync=False)
-        self._shown_again(session, hidden)
-
-    @staticmethod
-    def _shown_again(session: ServerSession, hidden: bool) -> None:
-        """After a hidden answer, typing shows again, unless the reply asked for another
-        hidden line (a password's confirmation): echo stays off between the two, so no
-        client sees WONT and WILL ECHO in a row (TinTin++ showed the second password)."""
-        asked = session.server_data.get(ASK_KEY)
-        if hidden and not (isinstance(asked, dict) and asked.get("hidden")):
-            session.data_out(echo=([], {"hidden": False}))
 
     def _report_reply_error(self, session: ServerSession, key: str, sync: bool) -> None:
         log.exception("reply %r of session %d failed (its line is not logged)", key,

@@ -109,11 +109,12 @@ def test_guessing_from_one_address_is_slowed_then_locked_out(
     game.start()
 
     async def scenario() -> None:
-        owner = await player(game.port)
+        port = game.port  # (a `hearth status` each time it is read)
+        owner = await player(port)
         await enter(owner, "alice")
         owner.close()
-        async with witnessed(game.port):
-            attacker = await player(game.port, ATTACKER, "attacker")
+        async with witnessed(port):
+            attacker = await player(port, ATTACKER, "attacker")
             for n in range(200):
                 attacker.send(f"connect alice guess{n}")
             answers = [await attacker.expect(r"Wrong name|Too many") for _ in range(200)]
@@ -126,13 +127,13 @@ def test_guessing_from_one_address_is_slowed_then_locked_out(
             wrong = sum(line == WRONG for line in attacker.lines)
             assert wrong == 5, f"{wrong} guesses were checked before the lockout"
             assert "locked" in await answer(attacker, "connect alice secret1")
-            owner = await player(game.port)
+            owner = await player(port)
             assert "Hearth Hall" in await answer(owner, "connect alice secret1")
             owner.close()
             attacker.close()
             # an unlimited address is not slowed by its own failures (each name's are
             # counted still): a developer's typos on the machine itself cost nothing
-            local = await player(game.port)
+            local = await player(port)
             typos = [await answer(local, f"connect typo{n} wrong") for n in range(6)]
             assert typos == [WRONG] * 6, typos
             local.close()
@@ -142,10 +143,11 @@ def test_guessing_from_one_address_is_slowed_then_locked_out(
 
 def test_unknown_name_and_wrong_password_get_the_same_answer(game: GameRunner) -> None:
     async def scenario() -> None:
-        client = await player(game.port)
+        port = game.port  # (a `hearth status` each time it is read)
+        client = await player(port)
         await enter(client, "alice")
         client.close()
-        client = await player(game.port)
+        client = await player(port)
         wrong = await answer(client, "connect alice nope1")
         unknown = await answer(client, "connect nosuchname nope1")
         assert wrong == unknown == WRONG
@@ -166,10 +168,11 @@ def test_mass_account_creation_from_one_address_is_capped(
     game.start()
 
     async def scenario() -> None:
-        async with witnessed(game.port):
+        port = game.port  # (a `hearth status` each time it is read)
+        async with witnessed(port):
             results = []
             for n in range(12):
-                client = await player(game.port, ATTACKER, f"bot{n}")
+                client = await player(port, ATTACKER, f"bot{n}")
                 results.append(await answer(client, f"create bot{n} secret1"))
                 client.close()
             made = [line for line in results if "was created" in line]
@@ -177,7 +180,7 @@ def test_mass_account_creation_from_one_address_is_capped(
             assert all("Too many accounts were created from your address" in line
                        for line in results[3:]), results[3:]
             for n in range(5):  # from the unlimited address
-                other = await player(game.port)
+                other = await player(port)
                 assert "was created" in await answer(other, f"create honest{n} secret1")
                 other.close()
 
@@ -190,22 +193,26 @@ def test_a_login_flood_from_one_address_does_not_starve_another(
     logins (no throttle here: this is about the queue). Served first come first served,
     a player behind them would wait for 80 hashes (~11 s at this cost); served round robin
     by address, for about one. Bound: 4 s."""
-    game = game_factory({"server": {"scrypt_n": 65536, "logins": {
+    game = game_factory({"portal": {"connection_rate": 1000.0, "connection_burst": 1000,
+                                    "max_connections_per_address": 1000},
+                         "server": {"scrypt_n": 65536, "logins": {
         **OPEN_LIMITS, "free_failures": 100_000, "lockout_after": 100_001,
         "account_lockout_after": 100_001}}})
     game.start()
 
     async def scenario() -> None:
-        honest = await player(game.port)
+        port = game.port  # (a `hearth status` each time it is read)
+        honest = await player(port)
         await enter(honest, "honest")
         honest.close()
-        async with witnessed(game.port):
-            bots = [await player(game.port, ATTACKER, f"bot{n}") for n in range(80)]
+        async with witnessed(port):
+            bots = list(await asyncio.gather(*(player(port, ATTACKER, f"bot{n}")
+                                               for n in range(80))))
             for n, bot in enumerate(bots):
                 for k in range(5):
                     bot.send(f"connect victim wrong{n}-{k}")
-            await bots[-1].expect(WRONG, timeout=60)  # the flood is under way
-            honest = await player(game.port)
+            await bots[0].expect(WRONG, timeout=60)  # the flood is under way
+            honest = await player(port)
             start = time.monotonic()
             assert "Hearth Hall" in await answer(honest, "connect honest secret1")
             took = time.monotonic() - start
@@ -222,7 +229,8 @@ def test_a_login_flood_from_one_address_does_not_starve_another(
 
 def test_the_first_account_is_not_admin_the_named_one_is(game: GameRunner) -> None:
     async def scenario() -> None:
-        first = await player(game.port)
+        port = game.port  # (a `hearth status` each time it is read)
+        first = await player(port)
         await enter(first, "first")
         first.send("reload")
         await first.expect("Command 'reload' is not available")
@@ -231,7 +239,7 @@ def test_the_first_account_is_not_admin_the_named_one_is(game: GameRunner) -> No
         result = await asyncio.to_thread(game.cli, "admin", "boss", input="bosspass1\n")
         assert result.returncode == 0, result.stderr
         assert "Created the account boss; it is an admin." in result.stdout
-        boss = await player(game.port, name="boss")
+        boss = await player(port, name="boss")
         await enter(boss, "boss", "bosspass1", create=False)
         boss.send("help reload")
         await boss.expect(r"reload - \(admin\)")
@@ -342,8 +350,9 @@ def test_connect_name_asks_for_the_password_with_echo_off_raw_socket(game: GameR
 
 def test_connect_and_create_prompts_with_telnetlib3(game: GameRunner) -> None:
     async def scenario() -> None:
+        port = game.port  # (a `hearth status` each time it is read)
         reader, writer = await asyncio.wait_for(telnetlib3.open_connection(
-            "127.0.0.1", game.port, connect_minwait=0.2, connect_maxwait=2.0), 15)
+            "127.0.0.1", port, connect_minwait=0.2, connect_maxwait=2.0), 15)
         text = ""
 
         async def until(needle: str) -> None:
@@ -382,7 +391,7 @@ def test_connect_and_create_prompts_with_telnetlib3(game: GameRunner) -> None:
         assert "s3cret-dave" not in text and "different one" not in text
 
         reader, writer = await asyncio.wait_for(telnetlib3.open_connection(
-            "127.0.0.1", game.port, connect_minwait=0.2, connect_maxwait=2.0), 15)
+            "127.0.0.1", port, connect_minwait=0.2, connect_maxwait=2.0), 15)
         text = ""
         try:
             await until("connect <username> <password>")
