@@ -25,15 +25,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import asyncssh
 
 from ipc.frames import AuthMethod, AuthResult
 from ipc.settings import PortalSettings
 from portal.colour import render
+from portal.guard import WorkBudget
 from portal.session import PortalSession
 from portal.sessions import PortalSessionHandler
 from portal.ssh.input import Line, LineSplitter, LineTooLong, size_flags, terminal_flags
@@ -97,6 +99,68 @@ async def listen(handler: PortalSessionHandler, settings: PortalSettings,
     )
 
 
+# ---------------------------------------------------------------- reads, charged
+
+
+class ChargedReads(asyncio.Protocol):
+    """Stands between an SSH connection's socket and asyncssh, and charges each read's
+    whole cost (decryption, packets, the line editor, our session) to that connection:
+    `read_cpu_share` of the loop on average after `read_cpu_burst`, as telnet's reads are.
+    A connection that used more rests, its socket not read, before the next one; its
+    client is held back by TCP, so a flood of any kind (a line that never ends, key
+    exchanges, window adjusts) costs the portal a bounded share of a core.
+
+    asyncssh does not pause its socket itself, so the rest is ours alone."""
+
+    def __init__(self, inner: asyncio.Protocol, transport: asyncio.Transport,
+                 share: float, burst: float) -> None:
+        self._inner = inner
+        self._transport = transport
+        self._work = WorkBudget.full(share, burst, time.monotonic())
+        self._resting = False
+
+    def data_received(self, data: bytes) -> None:
+        start = time.perf_counter()
+        try:
+            self._inner.data_received(data)
+        finally:
+            self._work.spend(time.perf_counter() - start, time.monotonic())
+        rest = self._work.delay(time.monotonic())
+        if rest > 0 and not self._resting and not self._transport.is_closing():
+            self._resting = True
+            self._transport.pause_reading()
+            asyncio.get_running_loop().call_later(rest, self._rested)
+
+    def _rested(self) -> None:
+        self._resting = False
+        if not self._transport.is_closing():
+            self._transport.resume_reading()
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+
+def charge_reads(conn: asyncssh.SSHServerConnection, settings: PortalSettings) -> None:
+    """Put `ChargedReads` between `conn` and its socket (call from `connection_made`).
+
+    asyncssh (pinned in pyproject.toml) keeps its transport in `_transport` and offers no
+    hook on its reads; `set_protocol` is asyncio's (and uvloop's) own way to interpose."""
+    transport = cast(asyncio.Transport | None, getattr(conn, "_transport", None))
+    if settings.read_cpu_share <= 0 or transport is None:  # uvloop's are not subclasses
+        return
+    transport.set_protocol(ChargedReads(cast(asyncio.Protocol, conn), transport,
+                                        settings.read_cpu_share, settings.read_cpu_burst))
+
+
 # ---------------------------------------------------------------- the connection
 
 
@@ -124,6 +188,7 @@ class SshServer(asyncssh.SSHServer):
                 conn.disconnect, asyncssh.DISC_TOO_MANY_CONNECTIONS, refusal)
             return
         self._admitted = True
+        charge_reads(conn, self._settings)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._admitted:
