@@ -206,7 +206,7 @@ async def round_trips(game: GameRunner, args: argparse.Namespace) -> dict[str, A
     n = args.clients
     pids = {**pids_of(game)}
     port = int(game.status()["ports"]["ssh"])
-    pairs = await open_ssh(port, n, "looper", "connect <username>", args.concurrency)
+    pairs = await open_ssh(port, n, "new", "connect <username>", args.concurrency)
     pingers = [p for _, p in pairs]
     ssh = await closed_loop(pingers, args.duration, args.warmup, pids)
     ssh["dropped"] = sum(1 for p in pingers if p.closed)

@@ -5,10 +5,12 @@ One `SshServer` per TCP connection (asyncssh's connection owner) and one `SshSes
 
 - Accept: `handler.admit(address)` first; a refusal is sent as the SSH disconnect reason.
 - Authentication (asyncssh drives it; every callback asks the server, never a database):
-  `begin_auth(name)` asks whether the name is an account. If not, no authentication is
-  needed and the player lands on the connection screen, as on telnet. If it is, a password
-  or a registered public key must match. Each question is an `AuthRequest` held by the
-  handler's `AuthRequests` through reloads and crashes, bounded by `ssh_auth_timeout`.
+  the one name `GUEST_NAME` ("new") needs none and lands on the connection screen, as on
+  telnet (to create an account or `connect`). Every other name, an account or not, must
+  give a password or a registered public key: the same methods offered, the same steps,
+  and from the server the same answer after the same work, so SSH tells no name apart.
+  Each question is an `AuthRequest` held by the handler's `AuthRequests` through reloads
+  and crashes, bounded by `ssh_auth_timeout`.
   Wrong passwords are delayed by the server and counted here: `MAX_FAILURES` close the
   connection. Public keys the account does not have are not counted: OpenSSH offers every
   key of the agent in turn, which is not an attack.
@@ -38,7 +40,16 @@ from portal.colour import render
 from portal.guard import WorkBudget
 from portal.session import PortalSession
 from portal.sessions import PortalSessionHandler
-from portal.ssh.input import Line, LineSplitter, LineTooLong, size_flags, terminal_flags
+from portal.ssh.input import (
+    Line,
+    LineCut,
+    LineExpired,
+    LineGate,
+    LineSplitter,
+    LineTooLong,
+    size_flags,
+    terminal_flags,
+)
 from portal.tls import write_private
 
 log = logging.getLogger(__name__)
@@ -46,6 +57,7 @@ log = logging.getLogger(__name__)
 logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
 HOST_KEY_FILE = "ssh_host_ed25519_key"
+GUEST_NAME = "new"  # the SSH user name that gets the connection screen without a login
 MAX_FAILURES = 3
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
 # asyncssh builds chacha20-poly1305 from six cipher contexts per packet: it costs twice the
@@ -91,7 +103,9 @@ async def listen(handler: PortalSessionHandler, settings: PortalSettings,
     return await asyncssh.listen(
         server_factory=lambda: SshServer(handler, settings), **address,
         server_host_keys=[key], line_editor=True, line_history=100,
-        max_line_length=settings.max_line, encoding="utf-8", errors="replace",
+        # one more than the limit: a longer line reaches `LineSplitter` too long, and is
+        # dropped there with a word to the player, as telnet does, instead of cut short
+        max_line_length=settings.max_line + 1, encoding="utf-8", errors="replace",
         login_timeout=settings.ssh_auth_timeout * 2 + 30, allow_scp=False,
         agent_forwarding=False, x11_forwarding=False,
         keepalive_interval=60, keepalive_count_max=3,
@@ -195,12 +209,12 @@ class SshServer(asyncssh.SSHServer):
             self._admitted = False
             self._handler.release(self.address)
 
-    async def begin_auth(self, username: str) -> bool:
-        """True when `username` is an account (it must authenticate); False lets the
-        client in without authentication, to the connection screen."""
+    def begin_auth(self, username: str) -> bool:
+        """False for `GUEST_NAME` only (in, unauthenticated, to the connection screen);
+        every other name must authenticate. The server is not asked: whether a name is an
+        account shows in nothing SSH says."""
         self.account = None
-        result = await self._ask("query", username)
-        return result is None or result.ok
+        return username != GUEST_NAME
 
     def password_auth_supported(self) -> bool:
         return True
@@ -270,6 +284,7 @@ class SshSession(asyncssh.SSHServerSession[str], PortalSession):
         self._size = (0, 0)
         self._command: str | None = None  # exec: the one command to run
         self._splitter = LineSplitter(handler.settings.max_line)
+        self._gate = LineGate(handler.settings.max_line, handler.settings.line_timeout)
         self._out: list[str] = []
         self._write_scheduled = False
         self._started = False
@@ -313,6 +328,7 @@ class SshSession(asyncssh.SSHServerSession[str], PortalSession):
             self.logged_in = True
         if self._term and hasattr(chan, "register_key"):
             chan.register_key("\x0c", self._clear_screen)
+        self._gate_editor()
         self._started = True
         self._handler.connect(self)
         if self._command is not None:
@@ -321,8 +337,32 @@ class SshSession(asyncssh.SSHServerSession[str], PortalSession):
     def data_received(self, data: str, datatype: Any) -> None:
         if datatype is not None:
             return  # stderr-type data from a client means nothing here
+        if getattr(self.chan, "_editor", None) is None:  # no pty: keys come here
+            data = self._gated(data)
         self._splitter.receive_data(data)
         self._take_input()
+
+    def _gate_editor(self) -> None:
+        """With a pty, asyncssh's line editor takes the keys before us: put `LineGate` in
+        front of it, so an unfinished line never costs it more than `max_line` (asyncssh,
+        pinned in pyproject.toml, keeps the editor in `_editor` and reads its
+        `process_input` at every packet)."""
+        editor = getattr(self.chan, "_editor", None)
+        if editor is None:
+            return
+        to_editor = editor.process_input
+
+        def process_input(data: str, datatype: Any) -> None:
+            if datatype is None:
+                data = self._gated(data)
+                self._take_input()
+            if data:
+                to_editor(data, datatype)
+
+        editor.process_input = process_input
+
+    def _gated(self, data: str) -> str:
+        return self._gate.receive_data(data, time.monotonic())
 
     def eof_received(self) -> bool:
         """The client closed its input (`echo look | ssh -T host`): answer what it sent,
@@ -374,13 +414,23 @@ class SshSession(asyncssh.SSHServerSession[str], PortalSession):
     # ------------------------------------------------------------ input
 
     def _take_input(self) -> None:
-        for event in self._splitter.events_received():
+        for event in [*self._gate.events_received(), *self._splitter.events_received()]:
             match event:
                 case Line(text=text):
                     self._send_line(text)
                 case LineTooLong(limit=limit):
                     self.send_text(f"|rThat line was longer than {limit} bytes; "
                                    "it was dropped.|n")
+                case LineCut():
+                    self._cut_line()
+                case LineExpired(seconds=seconds):
+                    self.send_text(f"|rYour unfinished line was dropped: finish a line "
+                                   f"within {seconds:g} seconds.|n")
+
+    def _cut_line(self) -> None:
+        self._splitter.clear()
+        if hasattr(self.chan, "clear_input") and getattr(self.chan, "_editor", None):
+            self.chan.clear_input()
 
     def _send_line(self, text: str) -> None:
         if not self._started:

@@ -438,7 +438,7 @@ def test_web_and_ssh_players_are_told_and_both_ports_serve_after(
         ws = await connect(url, subprotocols=["v1.evennia.com"],  # type: ignore[list-item]
                            open_timeout=TIMEOUT)
         await ws_until(ws, "create")
-        async with asyncssh.connect(username="visitor", **ssh_options) as conn:
+        async with asyncssh.connect(username="new", **ssh_options) as conn:
             proc = await conn.create_process(term_type="xterm", term_size=(80, 24))
             await asyncio.wait_for(proc.stdout.readuntil("create <username>"), TIMEOUT)
             code, output = await asyncio.to_thread(reload_portal, game)
@@ -457,7 +457,7 @@ def test_web_and_ssh_players_are_told_and_both_ports_serve_after(
                            open_timeout=TIMEOUT)
         await ws_until(ws, "create")
         await ws.close()
-        async with asyncssh.connect(username="visitor", **ssh_options) as conn:
+        async with asyncssh.connect(username="new", **ssh_options) as conn:
             proc = await conn.create_process(term_type="xterm", term_size=(80, 24))
             await asyncio.wait_for(proc.stdout.readuntil("create <username>"), TIMEOUT)
 
