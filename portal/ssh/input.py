@@ -4,8 +4,8 @@ asyncssh does the wire protocol (and, with a pty, the line editing). What is lef
 is plain: keep the unfinished line within telnet's bounds (`LineGate`, in front of the line
 editor or the splitter), split a channel's text into lines with a size limit and control
 characters removed, and turn what the client said about its terminal (TERM, COLORTERM,
-the window size, clamped to `MAX_WINDOW`) into Hearth's protocol flags. Nothing here does
-I/O or raises on odd input.
+the window size, clamped to `portal.window.MAX_WINDOW`) into Hearth's protocol flags.
+Nothing here does I/O or raises on odd input.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from portal.window import clamp_window
 
 # C0 controls but tab, DEL, and C1 controls: never passed to the game.
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
@@ -183,6 +185,7 @@ class LineSplitter:
 def size_flags(width: int, height: int) -> dict[str, Any]:
     """Window size flags, keyed by window 0 as telnet's NAWS sets them; 0 means unknown."""
     flags: dict[str, Any] = {}
+    width, height = clamp_window(width), clamp_window(height)
     if width > 0:
         flags["SCREENWIDTH"] = {0: width}
     if height > 0:

@@ -28,6 +28,7 @@ import asyncio
 import logging
 import socket
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -41,6 +42,7 @@ from portal.guard import WorkBudget
 from portal.session import PortalSession
 from portal.sessions import PortalSessionHandler
 from portal.ssh.input import (
+    InputEvent,
     Line,
     LineCut,
     LineExpired,
@@ -285,6 +287,12 @@ class SshSession(asyncssh.SSHServerSession[str], PortalSession):
         self._command: str | None = None  # exec: the one command to run
         self._splitter = LineSplitter(handler.settings.max_line)
         self._gate = LineGate(handler.settings.max_line, handler.settings.line_timeout)
+        # Lines wait here while input is paused (the command rate, held input, output
+        # backed up): pausing the channel stops asyncssh's deliveries, not what the line
+        # editor already split from a packet. At most one window's worth.
+        self._pending: deque[InputEvent] = deque()
+        self._draining = False
+        self._reading_paused = False
         self._out: list[str] = []
         self._write_scheduled = False
         self._started = False
@@ -414,18 +422,37 @@ class SshSession(asyncssh.SSHServerSession[str], PortalSession):
     # ------------------------------------------------------------ input
 
     def _take_input(self) -> None:
-        for event in [*self._gate.events_received(), *self._splitter.events_received()]:
-            match event:
-                case Line(text=text):
-                    self._send_line(text)
-                case LineTooLong(limit=limit):
-                    self.send_text(f"|rThat line was longer than {limit} bytes; "
-                                   "it was dropped.|n")
-                case LineCut():
-                    self._cut_line()
-                case LineExpired(seconds=seconds):
-                    self.send_text(f"|rYour unfinished line was dropped: finish a line "
-                                   f"within {seconds:g} seconds.|n")
+        for event in self._gate.events_received():
+            if isinstance(event, LineCut):  # the line being typed now: cut it now
+                self._cut_line()
+            else:
+                self._pending.append(event)
+        self._pending.extend(self._splitter.events_received())
+        self._drain()
+
+    def _drain(self) -> None:
+        """Hand on the waiting lines while nothing pauses input (the guard's rate limit
+        pauses it as soon as a line must wait, so no more than the rate passes)."""
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            while self._pending and not self._paused:
+                self._handle_input(self._pending.popleft())
+        finally:
+            self._draining = False
+        self._close_if_answered()
+
+    def _handle_input(self, event: InputEvent) -> None:
+        match event:
+            case Line(text=text):
+                self._send_line(text)
+            case LineTooLong(limit=limit):
+                self.send_text(f"|rThat line was longer than {limit} bytes; "
+                               "it was dropped.|n")
+            case LineExpired(seconds=seconds):
+                self.send_text(f"|rYour unfinished line was dropped: finish a line "
+                               f"within {seconds:g} seconds.|n")
 
     def _cut_line(self) -> None:
         self._splitter.clear()
@@ -458,7 +485,8 @@ class SshSession(asyncssh.SSHServerSession[str], PortalSession):
         self._close_when_answered = True
 
     def _close_if_answered(self) -> None:
-        if self._close_when_answered and self._unanswered == 0 and not self._exec_steps:
+        if (self._close_when_answered and self._unanswered == 0 and not self._exec_steps
+                and not self._pending):
             self._close_when_answered = False
             self.flush_output()
             self._end(0)
@@ -523,9 +551,14 @@ class SshSession(asyncssh.SSHServerSession[str], PortalSession):
                 self.chan.close()
 
     def _pause_changed(self, paused: bool, flipped: bool) -> None:
-        if self.chan is None or not flipped:
+        if self.chan is None:
             return
-        if self._paused:
-            self.chan.pause_reading()
-        else:
-            self.chan.resume_reading()
+        if not self._paused:
+            self._drain()  # the lines that waited go first, in order
+        want = bool(self._paused)
+        if want != self._reading_paused:
+            self._reading_paused = want
+            if want:
+                self.chan.pause_reading()
+            else:
+                self.chan.resume_reading()  # delivers what asyncssh held, at once
