@@ -4,7 +4,8 @@ A logged-in witness pings every 20 ms and times each answer. First it pings with
 else going on (the idle p99, the baseline of this run); then, for each attack pattern in
 turn, an attacker process (this module with `--attack`, so its own CPU does not slow the
 witness's loop) streams that pattern for `--duration` seconds while the witness pings.
-Each pattern's p99 is printed as a ratio to the idle p99 (target under 3x), beside the
+`ssh_line` attacks the SSH port: one shell (a pty, as `new`) typing one line that never
+ends, as fast as the portal's window takes it. Each pattern's p99 is printed as a ratio to the idle p99 (target under 3x), beside the
 portal's peak RSS during it (psutil, sampled every 50 ms). Per-address limits apply to
 loopback here (`unlimited_addresses = []`), as they would to a stranger.
 
