@@ -7,7 +7,8 @@ witness's loop) streams that pattern for `--duration` seconds while the witness 
 `ssh_line` attacks the SSH port: one shell (a pty, as `new`) typing one line that never
 ends, as fast as the portal's window takes it. Each pattern's p99 is printed as a ratio
 to the idle p99 (target under 3x), beside the portal's peak RSS during it (psutil,
-sampled every 50 ms). Per-address limits apply to loopback here (`unlimited_addresses = []`), as they would to a stranger.
+sampled every 50 ms). Per-address limits apply to loopback here
+(`unlimited_addresses = []`), as they would to a stranger.
 
 Exits non-zero when a check fails: the portal or server restarted, the witness was
 disconnected or a ping went unanswered, or (unless `--max-ratio 0`) a ratio reached
