@@ -143,7 +143,7 @@ async def idle(args: argparse.Namespace) -> dict[str, Any]:
         pids, port = pids_of(ssh_game), int(ssh_game.status()["ports"]["ssh"])
         before = rss(pids)
         start = time.monotonic()
-        pairs = await open_ssh(port, n, "idler", "connect <username>", args.concurrency)
+        pairs = await open_ssh(port, n, "new", "connect <username>", args.concurrency)
         out["ssh_open_s"] = time.monotonic() - start
         await asyncio.sleep(0.5)
         out["ssh"] = per_session(before, rss(pids), n)
