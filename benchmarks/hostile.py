@@ -4,9 +4,11 @@ A logged-in witness pings every 20 ms and times each answer. First it pings with
 else going on (the idle p99, the baseline of this run); then, for each attack pattern in
 turn, an attacker process (this module with `--attack`, so its own CPU does not slow the
 witness's loop) streams that pattern for `--duration` seconds while the witness pings.
-Each pattern's p99 is printed as a ratio to the idle p99 (target under 3x), beside the
-portal's peak RSS during it (psutil, sampled every 50 ms). Per-address limits apply to
-loopback here (`unlimited_addresses = []`), as they would to a stranger.
+`ssh_line` attacks the SSH port: one shell (a pty, as `new`) typing one line that never
+ends, as fast as the portal's window takes it. Each pattern's p99 is printed as a ratio
+to the idle p99 (target under 3x), beside the portal's peak RSS during it (psutil,
+sampled every 50 ms). Per-address limits apply to loopback here
+(`unlimited_addresses = []`), as they would to a stranger.
 
 Exits non-zero when a check fails: the portal or server restarted, the witness was
 disconnected or a ping went unanswered, or (unless `--max-ratio 0`) a ratio reached
@@ -46,7 +48,9 @@ STREAMS: dict[str, bytes] = {
     "gmcp_poison": (bytes((IAC, SB, GMCP)) + b"Core.Ping 18446744073709551616" + bytes((IAC, SE))
                     + bytes((IAC, SB, GMCP)) + b'Core.Ping "\\ud800"' + bytes((IAC, SE))) * 500,
 }
-PATTERNS = [*STREAMS, "slowloris", "conn_flood"]
+PATTERNS = [*STREAMS, "slowloris", "conn_flood", "ssh_line"]
+SSH_PATTERNS = {"ssh_line"}  # attack the SSH port instead of telnet's
+SSH_CHUNK = "x" * 32768  # ssh_line: one unfinished line, written for the whole attack
 SLOWLORIS = 200  # connections, each sending one byte a second and never a line end
 FLOOD_WORKERS = 8  # concurrent connect-and-close loops
 
@@ -106,7 +110,30 @@ async def attack_conn_flood(port: int, seconds: float) -> dict[str, Any]:
     return {"connections": opened}
 
 
+async def attack_ssh_line(port: int, seconds: float) -> dict[str, Any]:
+    """One SSH shell (a pty, the connection screen as `new`) typing one line that never
+    ends, as fast as the portal's window lets it."""
+    import asyncssh  # only this pattern needs it
+
+    sent = 0
+    async with asyncssh.connect("127.0.0.1", port, username="new", known_hosts=None,
+                                agent_path=None, client_keys=None, password_auth=False) as conn:
+        proc = await conn.create_process(term_type="xterm", term_size=(80, 24))
+        draining = asyncio.create_task(proc.stdout.read())  # discard what comes back
+        end = time.monotonic() + seconds
+        with contextlib.suppress(asyncssh.Error, OSError, TimeoutError):
+            while (left := end - time.monotonic()) > 0:
+                proc.stdin.write(SSH_CHUNK)
+                sent += len(SSH_CHUNK)
+                await asyncio.wait_for(proc.stdin.drain(), left)
+        draining.cancel()
+        proc.close()
+    return {"bytes_written": sent}
+
+
 async def attack(pattern: str, port: int, seconds: float) -> dict[str, Any]:
+    if pattern == "ssh_line":
+        return await attack_ssh_line(port, seconds)
     if pattern == "slowloris":
         return await attack_slowloris(port, seconds)
     if pattern == "conn_flood":
@@ -153,8 +180,9 @@ async def watch_rss(pid: int, stop: asyncio.Event) -> int:
     return peak
 
 
-async def run_pattern(pattern: str, port: int, witness: Witness, portal: int,
+async def run_pattern(pattern: str, ports: dict[str, Any], witness: Witness, portal: int,
                       args: argparse.Namespace) -> dict[str, Any]:
+    port = int(ports["ssh" if pattern in SSH_PATTERNS else "telnet"])
     stop = asyncio.Event()
     rss = asyncio.create_task(watch_rss(portal, stop))
     proc = await asyncio.create_subprocess_exec(
@@ -184,7 +212,8 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
     if unknown:
         raise SystemExit(f"unknown patterns: {sorted(unknown)} (known: {PATTERNS})")
     game = GameRunner(Path(temp_dir("hearth-hostile-")),
-                      {"portal": {"negotiation_timeout": 0.3, "unlimited_addresses": []}})
+                      {"portal": {"negotiation_timeout": 0.3, "unlimited_addresses": [],
+                                  "ssh_port": 0}})
     rows: list[dict[str, Any]] = []
     try:
         game.start()
@@ -204,7 +233,8 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
         idle_stop.set()
         idle_row = {"pattern": "idle", "rtts": idle, "peak_rss": await idle_rss}
         for pattern in patterns:
-            rows.append(await run_pattern(pattern, port, witness, pids["portal"], args))
+            rows.append(await run_pattern(pattern, status["ports"], witness, pids["portal"],
+                                          args))
             print(f"  {pattern}: done", flush=True)
         after = game.status()
         restarted = [role for role, pid in pids.items()

@@ -24,6 +24,7 @@ SUITE = [
     ("reload", ["--clients", "100"]),
     ("reload", ["--clients", "1000"]),
     ("hostile", []),
+    ("churn", []),
     ("world", []),
 ]
 LIMIT = 120.0  # seconds per benchmark

@@ -143,7 +143,7 @@ async def idle(args: argparse.Namespace) -> dict[str, Any]:
         pids, port = pids_of(ssh_game), int(ssh_game.status()["ports"]["ssh"])
         before = rss(pids)
         start = time.monotonic()
-        pairs = await open_ssh(port, n, "idler", "connect <username>", args.concurrency)
+        pairs = await open_ssh(port, n, "new", "connect <username>", args.concurrency)
         out["ssh_open_s"] = time.monotonic() - start
         await asyncio.sleep(0.5)
         out["ssh"] = per_session(before, rss(pids), n)
@@ -206,7 +206,7 @@ async def round_trips(game: GameRunner, args: argparse.Namespace) -> dict[str, A
     n = args.clients
     pids = {**pids_of(game)}
     port = int(game.status()["ports"]["ssh"])
-    pairs = await open_ssh(port, n, "looper", "connect <username>", args.concurrency)
+    pairs = await open_ssh(port, n, "new", "connect <username>", args.concurrency)
     pingers = [p for _, p in pairs]
     ssh = await closed_loop(pingers, args.duration, args.warmup, pids)
     ssh["dropped"] = sum(1 for p in pingers if p.closed)

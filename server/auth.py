@@ -1,7 +1,10 @@
 """Answers to the portal's SSH login questions (`AuthRequest` -> `AuthResult`).
 
-The portal has no database, so it asks: is this name an account, is this its password,
-did it register this public key. Passwords are checked by the account store (scrypt in
+The portal has no database, so it asks: is this the password of the name, did it register
+this public key (and, from portals before issue 23, is this name an account). A name that
+is no account is answered as a wrong password is, after the same work (a hash against a
+dummy salt, the same throttle and delay) and as an unregistered key is, so the answers
+tell no name apart. Passwords are checked by the account store (scrypt in
 its thread pool, as telnet's `connect` does). A wrong password is answered only after
 `failure_delay(...)` seconds, a delay that grows with the connection's failures, on top of
 the throttle every login shares (server/logins.py: delays and lockouts per address and
@@ -33,26 +36,23 @@ async def answer(request: AuthRequest, accounts: AccountStore, keys: PublicKeySt
                  logins: Logins | None = None) -> AuthResult:
     """The answer to one request; never raises for a bad name, password or key."""
     account = accounts.find(request.username)
-    if account is None:
-        return AuthResult(request_id=request.request_id, ok=False,
-                          message="no such account")
+    name = account.name if account is not None else request.username
     ok = False
     if request.method == "query":
-        ok = True
+        ok = account is not None
     elif request.method == "publickey":
-        ok = keys.owns(account.uid, request.public_key)
+        ok = account is not None and keys.owns(account.uid, request.public_key)
     elif request.method == "password":
         try:
             if logins is not None:  # the telnet logins' throttle, lockout and fair queue
-                account = await logins.check_password(account.name, request.password,
+                account = await logins.check_password(name, request.password,
                                                       request.address)
             else:
-                account = await accounts.authenticate(account.name, request.password)
+                account = await accounts.authenticate(name, request.password)
             ok = True
         except AccountError:
-            await asyncio.sleep(failure_delay(request.address, account.name,
-                                              request.failures))
-    if not ok:
+            await asyncio.sleep(failure_delay(request.address, name, request.failures))
+    if not ok or account is None:
         return AuthResult(request_id=request.request_id, ok=False,
                           message=f"{request.method} refused")
     return AuthResult(request_id=request.request_id, ok=True, uid=account.uid,

@@ -1,9 +1,11 @@
 """The sans-I/O parts of an SSH session: input lines and terminal flags.
 
 asyncssh does the wire protocol (and, with a pty, the line editing). What is left for us
-is plain: split a channel's text into lines with a size limit and control characters
-removed, and turn what the client said about its terminal (TERM, COLORTERM, the window
-size) into Hearth's protocol flags. Nothing here does I/O or raises on odd input.
+is plain: keep the unfinished line within telnet's bounds (`LineGate`, in front of the line
+editor or the splitter), split a channel's text into lines with a size limit and control
+characters removed, and turn what the client said about its terminal (TERM, COLORTERM,
+the window size, clamped to `portal.window.MAX_WINDOW`) into Hearth's protocol flags.
+Nothing here does I/O or raises on odd input.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from portal.window import clamp_window
 
 # C0 controls but tab, DEL, and C1 controls: never passed to the game.
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
@@ -28,7 +32,93 @@ class LineTooLong:
     limit: int
 
 
-InputEvent = Line | LineTooLong
+@dataclass(frozen=True, slots=True)
+class LineCut:
+    """What was passed on of the unfinished line must be forgotten (the editor's input
+    cleared): it is being dropped."""
+
+
+@dataclass(frozen=True, slots=True)
+class LineExpired:
+    """The unfinished line was dropped: its first key came over `seconds` ago."""
+
+    seconds: float
+
+
+InputEvent = Line | LineTooLong | LineCut | LineExpired
+
+
+def _size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
+
+
+def _first_end(text: str) -> int:
+    ends = [i for i in (text.find("\r"), text.find("\n")) if i >= 0]
+    return min(ends, default=-1)
+
+
+class LineGate:
+    """Keys in, keys out: what of a channel's input may go on to the line editor (or the
+    `LineSplitter`), with the unfinished line bounded as telnet bounds it. An unfinished
+    line over `max_line` bytes is cut (`LineCut`) and the rest of it up to its end is
+    dropped here, unread (reported as `LineTooLong` when it ends); one whose first key came
+    over `line_timeout` seconds ago is cut when the next key comes (`LineExpired`).
+    Complete lines pass whole: the editor and splitter bound those. Work per call is two
+    scans of its text, whatever the line's length so far.
+
+    Feed text with `receive_data(text, now)`, pass on what it returns, then take
+    `events_received()`.
+    """
+
+    def __init__(self, max_line: int, line_timeout: float = 0.0) -> None:
+        self.max_line = max_line
+        self.line_timeout = line_timeout
+        self._size = 0  # bytes of the unfinished line passed on so far
+        self._started: float | None = None  # when its first key came
+        self._dropping = False
+        self._events: list[InputEvent] = []
+
+    def receive_data(self, text: str, now: float) -> str:
+        self._expire(now)
+        if self._dropping:
+            text = self._drop_to_end(text)
+        last = max(text.rfind("\r"), text.rfind("\n"))
+        if last >= 0:  # the unfinished line ended; the tail starts the next one
+            self._size, self._started = 0, None
+        tail = len(text) - last - 1
+        if not tail:
+            return text
+        if self._started is None:
+            self._started = now
+        self._size += _size(text[last + 1:])
+        if self._size <= self.max_line:
+            return text
+        self._dropping = True
+        if last < 0:  # the editor holds the start of this line: forget it
+            self._events.append(LineCut())
+        self._size = 0
+        return text[:last + 1]
+
+    def events_received(self) -> list[InputEvent]:
+        events, self._events = self._events, []
+        return events
+
+    def _drop_to_end(self, text: str) -> str:
+        end = _first_end(text)
+        if end < 0:
+            return ""
+        self._dropping, self._size, self._started = False, 0, None
+        self._events.append(LineTooLong(self.max_line))
+        end += 2 if text.startswith("\r\n", end) else 1
+        return text[end:]
+
+    def _expire(self, now: float) -> None:
+        started = self._started
+        if self.line_timeout and started is not None and now - started > self.line_timeout:
+            if not self._dropping:
+                self._events.append(LineCut())
+            self._events.append(LineExpired(self.line_timeout))
+            self._size, self._started, self._dropping = 0, None, False
 
 
 def clean(text: str) -> str:
@@ -71,6 +161,10 @@ class LineSplitter:
         events, self._events = self._events, []
         return events
 
+    def clear(self) -> None:
+        """Forget the unfinished line (`LineCut`)."""
+        self._partial, self._size, self._discarding = [], 0, False
+
     def _add(self, piece: str) -> None:
         if not piece or self._discarding:
             return
@@ -91,6 +185,7 @@ class LineSplitter:
 def size_flags(width: int, height: int) -> dict[str, Any]:
     """Window size flags, keyed by window 0 as telnet's NAWS sets them; 0 means unknown."""
     flags: dict[str, Any] = {}
+    width, height = clamp_window(width), clamp_window(height)
     if width > 0:
         flags["SCREENWIDTH"] = {0: width}
     if height > 0:

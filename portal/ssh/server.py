@@ -5,10 +5,12 @@ One `SshServer` per TCP connection (asyncssh's connection owner) and one `SshSes
 
 - Accept: `handler.admit(address)` first; a refusal is sent as the SSH disconnect reason.
 - Authentication (asyncssh drives it; every callback asks the server, never a database):
-  `begin_auth(name)` asks whether the name is an account. If not, no authentication is
-  needed and the player lands on the connection screen, as on telnet. If it is, a password
-  or a registered public key must match. Each question is an `AuthRequest` held by the
-  handler's `AuthRequests` through reloads and crashes, bounded by `ssh_auth_timeout`.
+  the one name `GUEST_NAME` ("new") needs none and lands on the connection screen, as on
+  telnet (to create an account or `connect`). Every other name, an account or not, must
+  give a password or a registered public key: the same methods offered, the same steps,
+  and from the server the same answer after the same work, so SSH tells no name apart.
+  Each question is an `AuthRequest` held by the handler's `AuthRequests` through reloads
+  and crashes, bounded by `ssh_auth_timeout`.
   Wrong passwords are delayed by the server and counted here: `MAX_FAILURES` close the
   connection. Public keys the account does not have are not counted: OpenSSH offers every
   key of the agent in turn, which is not an attack.
@@ -25,18 +27,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import asyncssh
 
 from ipc.frames import AuthMethod, AuthResult
 from ipc.settings import PortalSettings
 from portal.colour import render
+from portal.guard import WorkBudget
 from portal.session import PortalSession
 from portal.sessions import PortalSessionHandler
-from portal.ssh.input import Line, LineSplitter, LineTooLong, size_flags, terminal_flags
+from portal.ssh.input import (
+    InputEvent,
+    Line,
+    LineCut,
+    LineExpired,
+    LineGate,
+    LineSplitter,
+    LineTooLong,
+    size_flags,
+    terminal_flags,
+)
 from portal.tls import write_private
 
 log = logging.getLogger(__name__)
@@ -44,6 +59,7 @@ log = logging.getLogger(__name__)
 logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
 HOST_KEY_FILE = "ssh_host_ed25519_key"
+GUEST_NAME = "new"  # the SSH user name that gets the connection screen without a login
 MAX_FAILURES = 3
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
 # asyncssh builds chacha20-poly1305 from six cipher contexts per packet: it costs twice the
@@ -89,12 +105,76 @@ async def listen(handler: PortalSessionHandler, settings: PortalSettings,
     return await asyncssh.listen(
         server_factory=lambda: SshServer(handler, settings), **address,
         server_host_keys=[key], line_editor=True, line_history=100,
-        max_line_length=settings.max_line, encoding="utf-8", errors="replace",
+        # one more than the limit: a longer line reaches `LineSplitter` too long, and is
+        # dropped there with a word to the player, as telnet does, instead of cut short
+        max_line_length=settings.max_line + 1, encoding="utf-8", errors="replace",
         login_timeout=settings.ssh_auth_timeout * 2 + 30, allow_scp=False,
         agent_forwarding=False, x11_forwarding=False,
         keepalive_interval=60, keepalive_count_max=3,
         encryption_algs=list(ENCRYPTION_ALGS), mac_algs=list(MAC_ALGS),
     )
+
+
+# ---------------------------------------------------------------- reads, charged
+
+
+class ChargedReads(asyncio.Protocol):
+    """Stands between an SSH connection's socket and asyncssh, and charges each read's
+    whole cost (decryption, packets, the line editor, our session) to that connection:
+    `read_cpu_share` of the loop on average after `read_cpu_burst`, as telnet's reads are.
+    A connection that used more rests, its socket not read, before the next one; its
+    client is held back by TCP, so a flood of any kind (a line that never ends, key
+    exchanges, window adjusts) costs the portal a bounded share of a core.
+
+    asyncssh does not pause its socket itself, so the rest is ours alone."""
+
+    def __init__(self, inner: asyncio.Protocol, transport: asyncio.Transport,
+                 share: float, burst: float) -> None:
+        self._inner = inner
+        self._transport = transport
+        self._work = WorkBudget.full(share, burst, time.monotonic())
+        self._resting = False
+
+    def data_received(self, data: bytes) -> None:
+        start = time.perf_counter()
+        try:
+            self._inner.data_received(data)
+        finally:
+            self._work.spend(time.perf_counter() - start, time.monotonic())
+        rest = self._work.delay(time.monotonic())
+        if rest > 0 and not self._resting and not self._transport.is_closing():
+            self._resting = True
+            self._transport.pause_reading()
+            asyncio.get_running_loop().call_later(rest, self._rested)
+
+    def _rested(self) -> None:
+        self._resting = False
+        if not self._transport.is_closing():
+            self._transport.resume_reading()
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+
+def charge_reads(conn: asyncssh.SSHServerConnection, settings: PortalSettings) -> None:
+    """Put `ChargedReads` between `conn` and its socket (call from `connection_made`).
+
+    asyncssh (pinned in pyproject.toml) keeps its transport in `_transport` and offers no
+    hook on its reads; `set_protocol` is asyncio's (and uvloop's) own way to interpose."""
+    transport = cast(asyncio.Transport | None, getattr(conn, "_transport", None))
+    if settings.read_cpu_share <= 0 or transport is None:  # uvloop's are not subclasses
+        return
+    transport.set_protocol(ChargedReads(cast(asyncio.Protocol, conn), transport,
+                                        settings.read_cpu_share, settings.read_cpu_burst))
 
 
 # ---------------------------------------------------------------- the connection
@@ -124,18 +204,19 @@ class SshServer(asyncssh.SSHServer):
                 conn.disconnect, asyncssh.DISC_TOO_MANY_CONNECTIONS, refusal)
             return
         self._admitted = True
+        charge_reads(conn, self._settings)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._admitted:
             self._admitted = False
             self._handler.release(self.address)
 
-    async def begin_auth(self, username: str) -> bool:
-        """True when `username` is an account (it must authenticate); False lets the
-        client in without authentication, to the connection screen."""
+    def begin_auth(self, username: str) -> bool:
+        """False for `GUEST_NAME` only (in, unauthenticated, to the connection screen);
+        every other name must authenticate. The server is not asked: whether a name is an
+        account shows in nothing SSH says."""
         self.account = None
-        result = await self._ask("query", username)
-        return result is None or result.ok
+        return username != GUEST_NAME
 
     def password_auth_supported(self) -> bool:
         return True
@@ -205,6 +286,13 @@ class SshSession(asyncssh.SSHServerSession[str], PortalSession):
         self._size = (0, 0)
         self._command: str | None = None  # exec: the one command to run
         self._splitter = LineSplitter(handler.settings.max_line)
+        self._gate = LineGate(handler.settings.max_line, handler.settings.line_timeout)
+        # Lines wait here while input is paused (the command rate, held input, output
+        # backed up): pausing the channel stops asyncssh's deliveries, not what the line
+        # editor already split from a packet. At most one window's worth.
+        self._pending: deque[InputEvent] = deque()
+        self._draining = False
+        self._reading_paused = False
         self._out: list[str] = []
         self._write_scheduled = False
         self._started = False
@@ -248,6 +336,7 @@ class SshSession(asyncssh.SSHServerSession[str], PortalSession):
             self.logged_in = True
         if self._term and hasattr(chan, "register_key"):
             chan.register_key("\x0c", self._clear_screen)
+        self._gate_editor()
         self._started = True
         self._handler.connect(self)
         if self._command is not None:
@@ -256,8 +345,32 @@ class SshSession(asyncssh.SSHServerSession[str], PortalSession):
     def data_received(self, data: str, datatype: Any) -> None:
         if datatype is not None:
             return  # stderr-type data from a client means nothing here
+        if getattr(self.chan, "_editor", None) is None:  # no pty: keys come here
+            data = self._gated(data)
         self._splitter.receive_data(data)
         self._take_input()
+
+    def _gate_editor(self) -> None:
+        """With a pty, asyncssh's line editor takes the keys before us: put `LineGate` in
+        front of it, so an unfinished line never costs it more than `max_line` (asyncssh,
+        pinned in pyproject.toml, keeps the editor in `_editor` and reads its
+        `process_input` at every packet)."""
+        editor = getattr(self.chan, "_editor", None)
+        if editor is None:
+            return
+        to_editor = editor.process_input
+
+        def process_input(data: str, datatype: Any) -> None:
+            if datatype is None:
+                data = self._gated(data)
+                self._take_input()
+            if data:
+                to_editor(data, datatype)
+
+        editor.process_input = process_input
+
+    def _gated(self, data: str) -> str:
+        return self._gate.receive_data(data, time.monotonic())
 
     def eof_received(self) -> bool:
         """The client closed its input (`echo look | ssh -T host`): answer what it sent,
@@ -309,13 +422,42 @@ class SshSession(asyncssh.SSHServerSession[str], PortalSession):
     # ------------------------------------------------------------ input
 
     def _take_input(self) -> None:
-        for event in self._splitter.events_received():
-            match event:
-                case Line(text=text):
-                    self._send_line(text)
-                case LineTooLong(limit=limit):
-                    self.send_text(f"|rThat line was longer than {limit} bytes; "
-                                   "it was dropped.|n")
+        for event in self._gate.events_received():
+            if isinstance(event, LineCut):  # the line being typed now: cut it now
+                self._cut_line()
+            else:
+                self._pending.append(event)
+        self._pending.extend(self._splitter.events_received())
+        self._drain()
+
+    def _drain(self) -> None:
+        """Hand on the waiting lines while nothing pauses input (the guard's rate limit
+        pauses it as soon as a line must wait, so no more than the rate passes)."""
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            while self._pending and not self._paused:
+                self._handle_input(self._pending.popleft())
+        finally:
+            self._draining = False
+        self._close_if_answered()
+
+    def _handle_input(self, event: InputEvent) -> None:
+        match event:
+            case Line(text=text):
+                self._send_line(text)
+            case LineTooLong(limit=limit):
+                self.send_text(f"|rThat line was longer than {limit} bytes; "
+                               "it was dropped.|n")
+            case LineExpired(seconds=seconds):
+                self.send_text(f"|rYour unfinished line was dropped: finish a line "
+                               f"within {seconds:g} seconds.|n")
+
+    def _cut_line(self) -> None:
+        self._splitter.clear()
+        if hasattr(self.chan, "clear_input") and getattr(self.chan, "_editor", None):
+            self.chan.clear_input()
 
     def _send_line(self, text: str) -> None:
         if not self._started:
@@ -343,7 +485,8 @@ class SshSession(asyncssh.SSHServerSession[str], PortalSession):
         self._close_when_answered = True
 
     def _close_if_answered(self) -> None:
-        if self._close_when_answered and self._unanswered == 0 and not self._exec_steps:
+        if (self._close_when_answered and self._unanswered == 0 and not self._exec_steps
+                and not self._pending):
             self._close_when_answered = False
             self.flush_output()
             self._end(0)
@@ -408,9 +551,14 @@ class SshSession(asyncssh.SSHServerSession[str], PortalSession):
                 self.chan.close()
 
     def _pause_changed(self, paused: bool, flipped: bool) -> None:
-        if self.chan is None or not flipped:
+        if self.chan is None:
             return
-        if self._paused:
-            self.chan.pause_reading()
-        else:
-            self.chan.resume_reading()
+        if not self._paused:
+            self._drain()  # the lines that waited go first, in order
+        want = bool(self._paused)
+        if want != self._reading_paused:
+            self._reading_paused = want
+            if want:
+                self.chan.pause_reading()
+            else:
+                self.chan.resume_reading()  # delivers what asyncssh held, at once

@@ -444,7 +444,7 @@ def test_web_and_ssh_players_are_told_and_both_ports_serve_after(
         alice = MudClient("alice")  # plain telnet: moves to the new portal
         await alice.connect(game.port)
         await alice.login("alice")
-        async with asyncssh.connect(username="visitor", **ssh_options) as conn:
+        async with asyncssh.connect(username="new", **ssh_options) as conn:
             proc = await conn.create_process(term_type="xterm", term_size=(80, 24))
             await asyncio.wait_for(proc.stdout.readuntil("create <username>"), TIMEOUT)
             proc.stdin.write("create shelly secret1\r\n")
@@ -473,7 +473,7 @@ def test_web_and_ssh_players_are_told_and_both_ports_serve_after(
                            open_timeout=TIMEOUT)
         await ws_until(ws, "create")
         await ws.close()
-        async with asyncssh.connect(username="visitor", **ssh_options) as conn:
+        async with asyncssh.connect(username="new", **ssh_options) as conn:
             proc = await conn.create_process(term_type="xterm", term_size=(80, 24))
             await asyncio.wait_for(proc.stdout.readuntil("create <username>"), TIMEOUT)
 

@@ -195,7 +195,7 @@ def test_new_name_gets_the_connection_screen_and_can_create(
     port = ssh_port(game)
 
     async def scenario() -> None:
-        async with asyncssh.connect(**client_options(port, "newcomer")) as conn:
+        async with asyncssh.connect(**client_options(port, "new")) as conn:
             proc = await conn.create_process(term_type="xterm", term_size=(80, 24))
             await asyncio.wait_for(proc.stdout.readuntil("create <username>"), TIMEOUT)
             proc.stdin.write("create newcomer pass1234\r")
@@ -205,7 +205,7 @@ def test_new_name_gets_the_connection_screen_and_can_create(
                                                      password="pass1234")) as conn:
             result = await asyncio.wait_for(conn.run("who"), TIMEOUT)
             assert result.stdout == "Players online (1): newcomer\n"
-        async with asyncssh.connect(**client_options(port, "visitor")) as conn:
+        async with asyncssh.connect(**client_options(port, "new")) as conn:
             # the portal is a game, not a way into the host's network or files
             with pytest.raises(asyncssh.ChannelOpenError):
                 await conn.open_connection("127.0.0.1", game.port)
@@ -350,7 +350,7 @@ def test_line_editor_keys_and_hidden_input(game_factory: type[GameRunner]) -> No
     port = ssh_port(game)
 
     async def scenario() -> None:
-        async with asyncssh.connect(**client_options(port, "typist")) as conn:
+        async with asyncssh.connect(**client_options(port, "new")) as conn:
             proc = await conn.create_process(term_type="xterm", term_size=(80, 24))
 
             async def until(text: str) -> str:

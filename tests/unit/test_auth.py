@@ -95,11 +95,17 @@ def test_server_answers_query_password_and_key(tmp_path: Path,
             await ask("publickey", "alice", public_key=line),
             await ask("publickey", "alice", public_key=key_line()),
             await ask("publickey", "alice", public_key="not a key"),
+            # a name that is no account: the same answers, after the same hash and delay
+            await ask("password", "nobody", password="wrong", address="1.2.3.4", failures=2),
+            await ask("publickey", "nobody", public_key=line),
         ]
-        assert [r.ok for r in results] == [True, False, True, False, True, False, False]
+        assert [r.ok for r in results] == [True, False, True, False, True, False, False,
+                                           False, False]
+        assert results[3].message == results[7].message
+        assert results[5].message == results[8].message
         assert results[2].uname == "Alice" and results[2].uid == alice.uid
         assert all(r.request_id == 7 for r in results)
-        assert delays == [("1.2.3.4", "Alice", 2)]  # only the wrong password waited
+        assert delays == [("1.2.3.4", "Alice", 2), ("1.2.3.4", "nobody", 2)]  # wrong ones
         accounts.close()
 
     asyncio.run(scenario())

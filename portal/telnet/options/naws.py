@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from portal.telnet.options.base import Host, Option
+from portal.window import clamp_window
 
 
 class Naws(Option):
@@ -18,8 +19,8 @@ class Naws(Option):
         if len(payload) != 4:
             host._error(f"NAWS subnegotiation of {len(payload)} bytes (want 4); ignored")
             return
-        width = payload[0] << 8 | payload[1]
-        height = payload[2] << 8 | payload[3]
+        width = clamp_window(payload[0] << 8 | payload[1])
+        height = clamp_window(payload[2] << 8 | payload[3])
         # 0 means "unknown" (RFC 1073): keep what we had.
         if width and host.flags["SCREENWIDTH"] != {0: width}:
             host.flags["SCREENWIDTH"] = {0: width}
