@@ -14,6 +14,12 @@ HTTP requests are taken one per loop turn, after the answer to the one before. T
 each slice or request takes is charged to the connection (`read_cpu_share` after
 `read_cpu_burst`, `portal.guard.WorkBudget`): one that used more rests, not reading,
 before its next. Nothing of a connection runs once it has closed.
+
+Sessions are resumed only by their own page (`portal.web.sessions`): our page sends its
+secret page id as a `hearth.secret.<id>` subprotocol offer (a header; the URL carries
+none), and a request whose `Origin` is not allowed (`web_allowed_origins`, the page's own
+host by default) is refused with 403 before it can name a session. A request without
+`Origin` (a non-browser client) is let in: it still needs the secret.
 """
 
 from __future__ import annotations
@@ -22,11 +28,13 @@ import asyncio
 import ipaddress
 import json
 import logging
+import re
 import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, cast
+from urllib.parse import urlsplit
 
 from websockets.datastructures import Headers
 from websockets.frames import Close, CloseCode
@@ -63,6 +71,32 @@ MAX_HEADERS: Final = 64
 REQUEST_TIMEOUT: Final = 30.0  # a request must arrive whole within this (slow loris)
 JSON: Final = [("Content-Type", "application/json; charset=utf-8"),
                ("Cache-Control", "no-store")]
+SECRET_PREFIX: Final = "hearth.secret."
+SECRET: Final = re.compile(r"[0-9A-Za-z_-]{16,128}")
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: Sequence[str]) -> bool:
+    """Whether a request with this `Origin` may use the web sessions: none (not a browser),
+    one of `allowed` (`*`: any), or the page's own host (the request's `Host`)."""
+    if origin is None:
+        return True
+    origin = origin.strip().lower().rstrip("/")
+    if "*" in allowed or origin in (a.lower().rstrip("/") for a in allowed):
+        return True
+    try:
+        netloc = urlsplit(origin).netloc
+    except ValueError:
+        return False
+    return bool(netloc) and netloc == (host or "").strip().lower()
+
+
+def offered_secret(header: str | None) -> str:
+    """Our page's secret page id from its `hearth.secret.<id>` subprotocol offer, or ''."""
+    for offer in (header or "").split(","):
+        offer = offer.strip()
+        if offer.startswith(SECRET_PREFIX) and SECRET.fullmatch(offer[len(SECRET_PREFIX):]):
+            return offer[len(SECRET_PREFIX):]
+    return ""
 
 
 def _refusal(text: str) -> bytes:
@@ -153,6 +187,7 @@ class WebConnection(asyncio.Protocol):
         self.more: asyncio.Handle | None = None  # the next slice or request, scheduled
         self.closed = False
         self.peer_closed = False  # the page's close frame was handled
+        self.waiting: asyncio.TimerHandle | None = None  # an ajax request waits its turn
 
     # ------------------------------------------------------------ asyncio callbacks
 
@@ -190,9 +225,10 @@ class WebConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self.more is not None:
-            self.more.cancel()
-            self.more = None
+        for handle in (self.more, self.waiting):
+            if handle is not None:
+                handle.cancel()
+        self.more = self.waiting = None
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -340,6 +376,14 @@ class WebConnection(asyncio.Protocol):
         self._schedule_more(self.work.delay(time.monotonic()))
 
     def _route(self, request: Request) -> None:
+        if request.path in ("/ws", "/webclientdata") and not origin_allowed(
+                request.headers.get("origin"), request.headers.get("host"),
+                self.server.settings.web_allowed_origins):
+            log.info("web %s: refused a request to %s from origin %r", self.peer,
+                     request.path, request.headers.get("origin", "")[:100])
+            self._respond(403, [("Content-Type", "text/plain")],
+                          b"this page's origin may not use the game's sessions\n", close=True)
+            return
         if request.path == "/ws":
             if request.upgrade and request.method == "GET":
                 self._upgrade(request)
@@ -389,9 +433,13 @@ class WebConnection(asyncio.Protocol):
 
     def _open_session(self, request: Request, address: str, protocol: str) -> None:
         csessid, cuid, browser = _page_query(request.query)
+        secret = offered_secret(request.headers.get("sec-websocket-protocol"))
+        bound = bool(secret)
+        if bound:
+            csessid = secret  # the URL's id, if any, is not what resumes this page
         hub = self.server.hub
         link = cast(Link, self)
-        old = hub.takeover(WEBSOCKET, csessid, cuid)
+        old = hub.takeover(WEBSOCKET, csessid, cuid, bound=bound, address=address)
         if isinstance(old, WebsocketSession):
             log.info("session %d (%s): taken over by its page's new connection",
                      old.sessid, address)
@@ -399,7 +447,7 @@ class WebConnection(asyncio.Protocol):
             old.attach(link)
             return
         fmt = FORMATS[protocol]
-        session = WebsocketSession(hub, fmt, csessid, cuid)
+        session = WebsocketSession(hub, fmt, csessid, cuid, bound)
         session.init_session(WEBSOCKET, address, self.server.handler)
         session.protocol_flags.update(_web_flags(f"websocket:{browser}" if browser
                                                  else "websocket", protocol, fmt.oob))
@@ -501,6 +549,11 @@ class WebConnection(asyncio.Protocol):
             gone = encode_array("connection_close", ["This session has ended."], {})
             self._respond(410, JSON, gone.encode())
             return
+        wait = session.request_wait(parsed.mode, time.monotonic())
+        if wait > 0:  # over the command rate: this connection waits (and does not read)
+            self.waiting = asyncio.get_running_loop().call_later(
+                wait, self._ajax_again, request)
+            return
         session.channel.seen(time.monotonic())
         match parsed.mode:
             case "input":
@@ -517,6 +570,13 @@ class WebConnection(asyncio.Protocol):
             case _:  # close
                 session.end("the page closed")
                 self._respond(200, JSON, b'""')
+
+    def _ajax_again(self, request: Request) -> None:
+        self.waiting = None
+        if not self.closed:
+            start = time.perf_counter()
+            self._ajax(request)
+            self._charge(start)
 
     def _ajax_init(self, request: Request, parsed: AjaxRequest) -> None:
         hub = self.server.hub
