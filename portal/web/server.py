@@ -77,17 +77,19 @@ SECRET: Final = re.compile(r"[0-9A-Za-z_-]{16,128}")
 
 def origin_allowed(origin: str | None, host: str | None, allowed: Sequence[str]) -> bool:
     """Whether a request with this `Origin` may use the web sessions: none (not a browser),
-    one of `allowed` (`*`: any), or the page's own host (the request's `Host`)."""
+    one of `allowed` (`*`: any), or the page's own host name (the request's `Host`; the
+    port is not compared, as a proxy's `Host $host` drops it)."""
     if origin is None:
         return True
     origin = origin.strip().lower().rstrip("/")
     if "*" in allowed or origin in (a.lower().rstrip("/") for a in allowed):
         return True
     try:
-        netloc = urlsplit(origin).netloc
+        name = urlsplit(origin).hostname
+        own = urlsplit(f"//{(host or '').strip()}").hostname
     except ValueError:
         return False
-    return bool(netloc) and netloc == (host or "").strip().lower()
+    return bool(name) and name == own
 
 
 def offered_secret(header: str | None) -> str:

@@ -212,3 +212,11 @@ def test_only_its_own_page_resumes_a_web_session(game: GameRunner) -> None:
     for mode in ("init", "input", "receive"):
         fields = {"mode": mode, "data": '["text", ["quit"], {}]', **page}
         assert ajax_post(port, fields, "http://evil.example") == 403, mode
+
+
+def test_every_web_limit_is_in_the_readme_limits_table() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for row in ("| `portal.web_allowed_origins` |", "| websocket fragments per message | 64 |",
+                "| websocket pings | 2/s after 20 |", "| ajax requests per session |",
+                "| HTTP requests on one connection |"):
+        assert row in readme, f"README's limits table lacks {row!r}"

@@ -183,3 +183,6 @@ def test_origin_and_secret_rules() -> None:
     assert offered_secret("v1.evennia.com") == ""
     assert offered_secret("hearth.secret.short") == ""
     assert offered_secret("hearth.secret." + "x" * 200) == ""
+    assert origin_allowed("https://mud.example:8443", "mud.example", [])  # nginx `Host $host`
+    assert origin_allowed("http://[::1]:4001", "[::1]:4001", [])
+    assert not origin_allowed("http://mud.example.evil", "mud.example", [])
