@@ -71,6 +71,7 @@ MAX_HEADERS: Final = 64
 REQUEST_TIMEOUT: Final = 30.0  # a request must arrive whole within this (slow loris)
 JSON: Final = [("Content-Type", "application/json; charset=utf-8"),
                ("Cache-Control", "no-store")]
+_OURS: Final = frozenset({"budget", "http"})  # pause reasons that do not stop parsing
 SECRET_PREFIX: Final = "hearth.secret."
 SECRET: Final = re.compile(r"[0-9A-Za-z_-]{16,128}")
 
@@ -282,6 +283,8 @@ class WebConnection(asyncio.Protocol):
             transport.abort()
 
     def pause(self, paused: bool, reason: str = "input") -> None:
+        if paused == (reason in self.paused):
+            return  # nothing changes (the common case, once per read)
         was = bool(self.paused)
         if paused:
             self.paused.add(reason)
@@ -302,8 +305,9 @@ class WebConnection(asyncio.Protocol):
     def _charge(self, start: float) -> None:
         """Charge the work since `start` to this connection; rest (not reading) if it took
         more than its share, or while a websocket backlog waits for the next turn."""
-        self.work.spend(time.perf_counter() - start, time.monotonic())
-        rest = self.work.delay(time.monotonic())
+        now = time.monotonic()
+        self.work.spend(time.perf_counter() - start, now)
+        rest = self.work.delay(now)
         waiting = rest > 0 or (self.wsin is not None and self.wsin.backlog > 0)
         self.pause(waiting, "budget")
         if waiting and not self._blocked():
@@ -312,7 +316,7 @@ class WebConnection(asyncio.Protocol):
     def _blocked(self) -> bool:
         """A websocket's input waits for more than the budget: input held while the game
         restarts, the command rate, output the page does not read (`pause` goes on)."""
-        return self.wsin is not None and bool(self.paused - {"budget", "http"})
+        return bool(self.paused) and self.wsin is not None and not self.paused <= _OURS
 
     def _schedule_more(self, delay: float = 0.0) -> None:
         if self.more is not None or self.closed:

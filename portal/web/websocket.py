@@ -85,7 +85,10 @@ class WebsocketInput:
         fed = 0
         protocol = self.protocol
         while self.backlog and fed < self.max_bytes and self.frames_seen < self.max_frames:
-            piece = self._in[self._pos:self._pos + PIECE]
+            if self._pos == 0 and len(self._in) <= PIECE:
+                piece = self._in  # the common case: one small read, no copy
+            else:
+                piece = self._in[self._pos:self._pos + PIECE]
             self._pos += len(piece)
             fed += len(piece)
             protocol.receive_data(piece)
@@ -115,7 +118,8 @@ class WebsocketInput:
             self._fail(CloseCode.MESSAGE_TOO_BIG, f"more than {MAX_FRAGMENTS} fragments")
             return
         if frame.fin:
-            data, self._fragments = b"".join(self._fragments), []
+            fragments, self._fragments = self._fragments, []
+            data = fragments[0] if len(fragments) == 1 else b"".join(fragments)
             if self._opcode is Opcode.BINARY:
                 messages.append(data)
                 return
