@@ -4,8 +4,9 @@ Sans-I/O. The `websockets` library's `ServerProtocol` parses every byte it is gi
 once, and answers every PING as it goes: a client streaming empty frames (6 bytes each,
 masked) hands it some 40,000 frames per socket read. So bytes are not given to it as they
 come: `receive_data()` keeps them, and each `receive_more()` feeds it at most `max_bytes`
-bytes, in pieces of `PIECE`, and stops once `max_frames` frames (control frames and empty
-continuation frames count like any other) came out. The shell calls `receive_more()`
+bytes, in pieces no larger than the frames still allowed could fill (6 bytes each, up to
+`PIECE`, at least `MIN_PIECE`), and stops once `max_frames` frames (control frames and
+empty continuation frames count like any other) came out. The shell calls `receive_more()`
 once per loop turn while `backlog` is not empty, with reading from the socket paused, and
 charges the time each slice took to the connection (`portal.guard.WorkBudget`).
 
@@ -33,7 +34,8 @@ from websockets.server import ServerProtocol
 
 from portal.guard import TokenBucket
 
-PIECE: Final = 2048  # bytes fed to the parser at a time (at most ~340 empty frames)
+PIECE: Final = 2048  # bytes fed to the parser at a time (at most ~340 empty frames) ...
+MIN_PIECE: Final = 64  # ... and no fewer, near the end of a slice (~10 frames)
 MAX_FRAGMENTS: Final = 64  # frames in one message
 PINGS_PER_SECOND: Final = 2.0
 PING_BURST: Final = 20
@@ -85,10 +87,12 @@ class WebsocketInput:
         fed = 0
         protocol = self.protocol
         while self.backlog and fed < self.max_bytes and self.frames_seen < self.max_frames:
-            if self._pos == 0 and len(self._in) <= PIECE:
+            # a frame is at least 6 bytes: a piece this size cannot pass max_frames by much
+            size = max(MIN_PIECE, min(PIECE, (self.max_frames - self.frames_seen) * 6))
+            if self._pos == 0 and len(self._in) <= size:
                 piece = self._in  # the common case: one small read, no copy
             else:
-                piece = self._in[self._pos:self._pos + PIECE]
+                piece = self._in[self._pos:self._pos + size]
             self._pos += len(piece)
             fed += len(piece)
             protocol.receive_data(piece)
