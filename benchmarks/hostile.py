@@ -6,9 +6,15 @@ turn, an attacker process (this module with `--attack`, so its own CPU does not 
 witness's loop) streams that pattern for `--duration` seconds while the witness pings.
 `ssh_line` attacks the SSH port: one shell (a pty, as `new`) typing one line that never
 ends, as fast as the portal's window takes it. Each pattern's p99 is printed as a ratio
-to the idle p99 (target under 3x), beside the portal's peak RSS during it (psutil,
-sampled every 50 ms). Per-address limits apply to loopback here
+to the idle p99 (target under 3x), beside the
+portal's peak RSS during it (psutil, sampled every 50 ms), its RSS `AFTER` seconds after
+the attacker closed and its CPU share in the last second of that wait (the work a closed
+connection left behind). Per-address limits apply to loopback here
 (`unlimited_addresses = []`), as they would to a stranger.
+
+The web patterns (`benchmarks.web_attacks`) attack the web port: websocket floods of
+empty non-final continuation frames, empty PINGs and tiny `[]` messages, and ajax
+requests (`keepalive`, `input`) pipelined on one connection.
 
 Exits non-zero when a check fails: the portal or server restarted, the witness was
 disconnected or a ping went unanswered, or (unless `--max-ratio 0`) a ratio reached
@@ -33,6 +39,7 @@ import uvloop
 
 from benchmarks.client import REPO, GameRunner, PingClient, flood, percentile
 from benchmarks.report import Checks, add_targets_option, table, temp_dir, write_json
+from benchmarks.web_attacks import WS_PATTERNS, ajax_pipeline, ws_flood
 
 IAC, DONT, DO, SB, SE, NOP = 255, 254, 253, 250, 240, 241
 SGA, MCCP2, GMCP = 3, 86, 201
@@ -48,9 +55,11 @@ STREAMS: dict[str, bytes] = {
     "gmcp_poison": (bytes((IAC, SB, GMCP)) + b"Core.Ping 18446744073709551616" + bytes((IAC, SE))
                     + bytes((IAC, SB, GMCP)) + b'Core.Ping "\\ud800"' + bytes((IAC, SE))) * 500,
 }
-PATTERNS = [*STREAMS, "slowloris", "conn_flood", "ssh_line"]
+AJAX_PATTERNS = ["ajax_keepalive", "ajax_input"]
+PATTERNS = [*STREAMS, "slowloris", "conn_flood", "ssh_line", *WS_PATTERNS, *AJAX_PATTERNS]
 SSH_PATTERNS = {"ssh_line"}  # attack the SSH port instead of telnet's
 SSH_CHUNK = "x" * 32768  # ssh_line: one unfinished line, written for the whole attack
+AFTER = 3.0  # seconds after the attacker closed: the portal's RSS and CPU then
 SLOWLORIS = 200  # connections, each sending one byte a second and never a line end
 FLOOD_WORKERS = 8  # concurrent connect-and-close loops
 
@@ -131,9 +140,13 @@ async def attack_ssh_line(port: int, seconds: float) -> dict[str, Any]:
     return {"bytes_written": sent}
 
 
-async def attack(pattern: str, port: int, seconds: float) -> dict[str, Any]:
+async def attack(pattern: str, port: int, web_port: int, seconds: float) -> dict[str, Any]:
     if pattern == "ssh_line":
         return await attack_ssh_line(port, seconds)
+    if pattern in WS_PATTERNS:
+        return {"bytes_written": await ws_flood(web_port, pattern, seconds)}
+    if pattern in AJAX_PATTERNS:
+        return {"bytes_written": await ajax_pipeline(web_port, pattern.split("_")[1], seconds)}
     if pattern == "slowloris":
         return await attack_slowloris(port, seconds)
     if pattern == "conn_flood":
@@ -180,13 +193,27 @@ async def watch_rss(pid: int, stop: asyncio.Event) -> int:
     return peak
 
 
+async def after_attack(pid: int) -> tuple[int, float]:
+    """The portal's (RSS, CPU %) once `AFTER` seconds have passed since the attack ended
+    (the CPU share is that of the last second)."""
+    try:
+        proc = psutil.Process(pid)
+        await asyncio.sleep(AFTER - 1.0)
+        before = sum(proc.cpu_times()[:2])
+        await asyncio.sleep(1.0)
+        return proc.memory_info().rss, 100.0 * (sum(proc.cpu_times()[:2]) - before)
+    except psutil.Error:
+        return 0, 0.0
+
+
 async def run_pattern(pattern: str, ports: dict[str, Any], witness: Witness, portal: int,
                       args: argparse.Namespace) -> dict[str, Any]:
     port = int(ports["ssh" if pattern in SSH_PATTERNS else "telnet"])
     stop = asyncio.Event()
     rss = asyncio.create_task(watch_rss(portal, stop))
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "benchmarks.hostile", "--attack", pattern, "--port", str(port),
+        sys.executable, "-m", "benchmarks.hostile", "--attack", pattern,
+        "--port", str(port), "--web-port", str(ports["web"]),
         "--duration", str(args.duration), cwd=REPO, stdout=subprocess.PIPE)
     row: dict[str, Any] = {"pattern": pattern}
     try:
@@ -202,6 +229,7 @@ async def run_pattern(pattern: str, ports: dict[str, Any], witness: Witness, por
             out, _ = await proc.communicate()
         stop.set()
         row["peak_rss"] = await rss
+    row["after_rss"], row["after_cpu"] = await after_attack(portal)
     row["attacker"] = out.decode(errors="replace").strip()
     return row
 
@@ -213,7 +241,7 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(f"unknown patterns: {sorted(unknown)} (known: {PATTERNS})")
     game = GameRunner(Path(temp_dir("hearth-hostile-")),
                       {"portal": {"negotiation_timeout": 0.3, "unlimited_addresses": [],
-                                  "ssh_port": 0}})
+                                  "ssh_port": 0, "web_port": 0}})
     rows: list[dict[str, Any]] = []
     try:
         game.start()
@@ -252,7 +280,8 @@ def summarise(row: dict[str, Any], idle: list[float] | None) -> dict[str, Any]:
     rtts = row.pop("rtts")
     p99 = percentile(rtts, 99) * 1000
     out = {**row, "pings": len(rtts), "p50_ms": percentile(rtts, 50) * 1000, "p99_ms": p99,
-           "max_ms": max(rtts, default=0.0) * 1000, "peak_rss_mb": row["peak_rss"] / 2**20}
+           "max_ms": max(rtts, default=0.0) * 1000, "peak_rss_mb": row["peak_rss"] / 2**20,
+           "after_rss_mb": row.get("after_rss", 0) / 2**20}
     if idle is not None:
         idle_p99 = percentile(idle, 99) * 1000
         out["ratio"] = p99 / idle_p99 if idle_p99 else 0.0
@@ -261,7 +290,8 @@ def summarise(row: dict[str, Any], idle: list[float] | None) -> dict[str, Any]:
 
 def checks(data: dict[str, Any], max_ratio: float) -> Checks:
     """Correctness: no process replaced, the witness connected and answered throughout.
-    Target: each pattern's p99 under `max_ratio` times the idle p99."""
+    Targets: each pattern's p99 under `max_ratio` times the idle p99, and the portal back
+    under 10% of a core `AFTER` seconds after the attacker closed."""
     found = Checks()
     found.correct("portal and server kept running", not data["restarted"],
                   ", ".join(data["restarted"]) or "yes")
@@ -272,22 +302,25 @@ def checks(data: dict[str, Any], max_ratio: float) -> Checks:
         if max_ratio and not row.get("failure"):
             found.target(f"{row['pattern']}: p99 < {max_ratio:g}x idle",
                          row["ratio"] < max_ratio, f"{row['ratio']:.2f}x")
+        found.target(f"{row['pattern']}: portal CPU < 10% {AFTER:g} s after",
+                     row.get("after_cpu", 0.0) < 10, f"{row.get('after_cpu', 0.0):.0f}%")
     return found
 
 
 def report(data: dict[str, Any], max_ratio: float) -> None:
     idle = data["idle"]
     out = [["idle", idle["pings"], idle["p50_ms"], idle["p99_ms"], idle["max_ms"], 1.0, "",
-            idle["peak_rss_mb"], ""]]
+            idle["peak_rss_mb"], "", "", ""]]
     target = f"< {max_ratio:g}" if max_ratio else "unchecked"
     for row in data["rows"]:
         out.append([row["pattern"], row["pings"], row["p50_ms"], row["p99_ms"], row["max_ms"],
-                    row.get("ratio", 0.0), target, row["peak_rss_mb"],
-                    row.get("failure") or row["attacker"]])
+                    row.get("ratio", 0.0), target, row["peak_rss_mb"], row["after_rss_mb"],
+                    row.get("after_cpu", 0.0), row.get("failure") or row["attacker"]])
     print(table(f"hostile: witness round trip while one attacker streams for "
                 f"{data['settings']['duration']:g} s (ratio to idle p99 of this run)",
                 ["pattern", "pings", "p50 ms", "p99 ms", "max ms", "ratio", "target",
-                 "portal peak RSS MB", "attacker"], out))
+                 "portal peak RSS MB", f"RSS MB {AFTER:g} s after", "CPU % then",
+                 "attacker"], out))
 
 
 def main() -> None:
@@ -303,10 +336,11 @@ def main() -> None:
                         help="fail when a pattern's p99 reaches this multiple of idle (0: off)")
     parser.add_argument("--attack", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--web-port", type=int, default=0, help=argparse.SUPPRESS)
     add_targets_option(parser)
     args = parser.parse_args()
     if args.attack:
-        print(uvloop.run(attack(args.attack, args.port, args.duration)))
+        print(uvloop.run(attack(args.attack, args.port, args.web_port, args.duration)))
         return
     args.idle = args.idle or args.duration
     data = uvloop.run(amain(args))

@@ -97,6 +97,10 @@ class PortalSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     # Seconds of silence before a websocket is pinged; twice this and it is dropped.
     # An ajax poll is answered with a keepalive after this long.
     web_keepalive: float = 25.0
+    # Browser origins (`https://mud.example.org`) whose pages may use the web sessions
+    # besides the page's own host (the request's Host); `"*"`: any. A request from another
+    # origin gets 403; one without `Origin` (not a browser) is let in.
+    web_allowed_origins: list[str] = msgspec.field(default_factory=list)
 
     def __post_init__(self) -> None:
         for key in ("read_max_bytes", "read_max_steps"):
@@ -132,6 +136,11 @@ class PortalSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             except ValueError:
                 raise ValueError(f"`web_trusted_proxies`: {proxy!r} is not an address "
                                  "or network") from None
+        for origin in self.web_allowed_origins:
+            if origin != "*" and not re.fullmatch(r"[a-z][a-z0-9+.-]*://[^/\s]+/?", origin,
+                                                  re.IGNORECASE):
+                raise ValueError(f"`web_allowed_origins`: {origin!r} is not an origin "
+                                 "(scheme://host[:port]) or \"*\"")
         for key in ("web_linger", "web_keepalive"):
             if getattr(self, key) <= 0:
                 raise ValueError(f"`{key}` must be positive")

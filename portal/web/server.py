@@ -6,6 +6,20 @@ the page, `POST /webclientdata` is Evennia's ajax transport, and a websocket upg
 `accept()` checks the handshake and picks the subprotocol; a second instance, created
 OPEN, then frames the messages). No compression extension is offered: it would cost a
 zlib context (hundreds of KB) per idle session.
+
+Input gets telnet's budget (README, "Limits"): a websocket's bytes are parsed in slices
+(`portal.web.websocket.WebsocketInput`: `read_max_bytes` bytes and `read_max_steps` frames
+at most), one slice per loop turn, with reading paused while a backlog waits; pipelined
+HTTP requests are taken one per loop turn, after the answer to the one before. The time
+each slice or request takes is charged to the connection (`read_cpu_share` after
+`read_cpu_burst`, `portal.guard.WorkBudget`): one that used more rests, not reading,
+before its next. Nothing of a connection runs once it has closed.
+
+Sessions are resumed only by their own page (`portal.web.sessions`): our page sends its
+secret page id as a `hearth.secret.<id>` subprotocol offer (a header; the URL carries
+none), and a request whose `Origin` is not allowed (`web_allowed_origins`, the page's own
+host by default) is refused with 403 before it can name a session. A request without
+`Origin` (a non-browser client) is let in: it still needs the secret.
 """
 
 from __future__ import annotations
@@ -14,20 +28,23 @@ import asyncio
 import ipaddress
 import json
 import logging
+import re
 import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, cast
+from urllib.parse import urlsplit
 
 from websockets.datastructures import Headers
-from websockets.frames import Close, CloseCode, Frame, Opcode
+from websockets.frames import Close, CloseCode
 from websockets.http11 import Request as WsRequest
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
 from ipc.settings import PortalSettings
+from portal.guard import WorkBudget
 from portal.sessions import PortalSessionHandler
 from portal.web.ajax import AjaxRequest, parse_form
 from portal.web.http import BadRequest, HttpConnection, PeerClosed, Request
@@ -41,6 +58,7 @@ from portal.web.sessions import (
     clean_csessid,
 )
 from portal.web.static import StaticFiles
+from portal.web.websocket import WebsocketInput
 from portal.web.wire import FORMATS, SUBPROTOCOLS, V1, Message, choose_subprotocol, encode_array
 
 log = logging.getLogger(__name__)
@@ -53,6 +71,35 @@ MAX_HEADERS: Final = 64
 REQUEST_TIMEOUT: Final = 30.0  # a request must arrive whole within this (slow loris)
 JSON: Final = [("Content-Type", "application/json; charset=utf-8"),
                ("Cache-Control", "no-store")]
+_OURS: Final = frozenset({"budget", "http"})  # pause reasons that do not stop parsing
+SECRET_PREFIX: Final = "hearth.secret."
+SECRET: Final = re.compile(r"[0-9A-Za-z_-]{16,128}")
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: Sequence[str]) -> bool:
+    """Whether a request with this `Origin` may use the web sessions: none (not a browser),
+    one of `allowed` (`*`: any), or the page's own host name (the request's `Host`; the
+    port is not compared, as a proxy's `Host $host` drops it)."""
+    if origin is None:
+        return True
+    origin = origin.strip().lower().rstrip("/")
+    if "*" in allowed or origin in (a.lower().rstrip("/") for a in allowed):
+        return True
+    try:
+        name = urlsplit(origin).hostname
+        own = urlsplit(f"//{(host or '').strip()}").hostname
+    except ValueError:
+        return False
+    return bool(name) and name == own
+
+
+def offered_secret(header: str | None) -> str:
+    """Our page's secret page id from its `hearth.secret.<id>` subprotocol offer, or ''."""
+    for offer in (header or "").split(","):
+        offer = offer.strip()
+        if offer.startswith(SECRET_PREFIX) and SECRET.fullmatch(offer[len(SECRET_PREFIX):]):
+            return offer[len(SECRET_PREFIX):]
+    return ""
 
 
 def _refusal(text: str) -> bytes:
@@ -132,12 +179,18 @@ class WebConnection(asyncio.Protocol):
         self.peer = ""
         self.admitted: str | None = None  # the address admitted for this connection
         self.ws: ServerProtocol | None = None
+        self.wsin: WebsocketInput | None = None
         self.session: WebsocketSession | None = None
-        self.fragments: list[bytes] = []
-        self.fragment_opcode = Opcode.TEXT
         self.held: tuple[AjaxSession, Any] | None = None  # a poll waiting on this connection
         self.timer: asyncio.TimerHandle | None = None
         self.paused: set[str] = set()
+        settings = server.settings
+        self.work = WorkBudget.full(settings.read_cpu_share, settings.read_cpu_burst,
+                                    time.monotonic())
+        self.more: asyncio.Handle | None = None  # the next slice or request, scheduled
+        self.closed = False
+        self.peer_closed = False  # the page's close frame was handled
+        self.waiting: asyncio.TimerHandle | None = None  # an ajax request waits its turn
 
     # ------------------------------------------------------------ asyncio callbacks
 
@@ -154,23 +207,31 @@ class WebConnection(asyncio.Protocol):
         self._arm_timer()
 
     def data_received(self, data: bytes) -> None:
-        if self.ws is not None:
-            self.ws.receive_data(data)
-            self._websocket_events()
-            return
-        self.http.receive_data(data)
-        self._http_events()
+        start = time.perf_counter()
+        if self.wsin is not None:
+            self.wsin.receive_data(data)
+            if self.more is None and not self._blocked():
+                self._websocket_slice()
+        else:
+            self.http.receive_data(data)
+            self._http_events()
+        self._charge(start)
 
     def eof_received(self) -> bool | None:
-        if self.ws is not None:
-            self.ws.receive_eof()
-            self._websocket_events()
+        if self.wsin is not None:
+            self.wsin.receive_eof()
+            self._websocket_written()
         else:
             self.http.receive_data(b"")
             self._http_events()
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        for handle in (self.more, self.waiting):
+            if handle is not None:
+                handle.cancel()
+        self.more = self.waiting = None
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -222,11 +283,15 @@ class WebConnection(asyncio.Protocol):
             transport.abort()
 
     def pause(self, paused: bool, reason: str = "input") -> None:
+        if paused == (reason in self.paused):
+            return  # nothing changes (the common case, once per read)
         was = bool(self.paused)
         if paused:
             self.paused.add(reason)
         else:
             self.paused.discard(reason)
+            if reason != "budget" and "budget" in self.paused and not self._blocked():
+                self._schedule_more()  # what waited to be parsed may go on now
         transport = self.transport
         if transport is None or transport.is_closing() or was == bool(self.paused):
             return
@@ -235,6 +300,48 @@ class WebConnection(asyncio.Protocol):
         else:
             transport.resume_reading()
 
+    # ------------------------------------------------------------ the input budget
+
+    def _charge(self, start: float) -> None:
+        """Charge the work since `start` to this connection; rest (not reading) if it took
+        more than its share, or while a websocket backlog waits for the next turn."""
+        now = time.monotonic()
+        self.work.spend(time.perf_counter() - start, now)
+        rest = self.work.delay(now)
+        waiting = rest > 0 or (self.wsin is not None and self.wsin.backlog > 0)
+        self.pause(waiting, "budget")
+        if waiting and not self._blocked():
+            self._schedule_more(rest)
+
+    def _blocked(self) -> bool:
+        """A websocket's input waits for more than the budget: input held while the game
+        restarts, the command rate, output the page does not read (`pause` goes on)."""
+        return bool(self.paused) and self.wsin is not None and not self.paused <= _OURS
+
+    def _schedule_more(self, delay: float = 0.0) -> None:
+        if self.more is not None or self.closed:
+            return
+        loop = asyncio.get_running_loop()
+        if delay > 0:
+            self.more = loop.call_later(delay, self._receive_more)
+        else:
+            self.more = loop.call_soon(self._receive_more)
+
+    def _receive_more(self) -> None:
+        """The next slice of a websocket's backlog, or the next pipelined request."""
+        self.more = None
+        if self.closed:
+            return
+        start = time.perf_counter()
+        if self.work.delay(time.monotonic()) > 0:
+            pass  # still resting: _charge schedules the next try
+        elif self.wsin is not None:
+            if not self._blocked():
+                self._websocket_slice()
+        else:
+            self._http_events()
+        self._charge(start)
+
     def address(self, request: Request) -> str:
         return forwarded_address(self.peer, request.headers.get("x-forwarded-for"),
                                  self.server.trusted)
@@ -242,6 +349,8 @@ class WebConnection(asyncio.Protocol):
     # ------------------------------------------------------------ HTTP
 
     def _http_events(self) -> None:
+        if self.closed:
+            return
         for event in self.http.events_received():
             match event:
                 case Request():
@@ -259,7 +368,7 @@ class WebConnection(asyncio.Protocol):
         self._write(self.http.data_to_send())
         if self.http.closing and self.transport is not None:
             self.transport.close()
-        self.pause(self.http.reading_paused, "backlog")
+        self.pause(self.http.reading_paused, "http")
 
     def _respond(self, status: int, headers: list[tuple[str, str]], body: bytes,
                  close: bool = False) -> None:
@@ -269,10 +378,18 @@ class WebConnection(asyncio.Protocol):
             self.transport.close()
             return
         self._arm_timer()
-        # a request pipelined behind this one: next turn, so a burst is not one deep stack
-        asyncio.get_running_loop().call_soon(self._http_events)
+        # a request pipelined behind this one: on a later turn, within the budget
+        self._schedule_more(self.work.delay(time.monotonic()))
 
     def _route(self, request: Request) -> None:
+        if request.path in ("/ws", "/webclientdata") and not origin_allowed(
+                request.headers.get("origin"), request.headers.get("host"),
+                self.server.settings.web_allowed_origins):
+            log.info("web %s: refused a request to %s from origin %r", self.peer,
+                     request.path, request.headers.get("origin", "")[:100])
+            self._respond(403, [("Content-Type", "text/plain")],
+                          b"this page's origin may not use the game's sessions\n", close=True)
+            return
         if request.path == "/ws":
             if request.upgrade and request.method == "GET":
                 self._upgrade(request)
@@ -311,16 +428,24 @@ class WebConnection(asyncio.Protocol):
         self._write(self.http.data_to_send())
         self.ws = ServerProtocol(state=State.OPEN, max_size=self.server.max_message,
                                  logger=WS_LOG)
+        settings = self.server.settings
+        self.wsin = WebsocketInput(self.ws, max_bytes=settings.read_max_bytes,
+                                   max_frames=settings.read_max_steps)
+        self.pause(False, "http")
         self._open_session(request, address, protocol)
         if trailing:
-            self.ws.receive_data(trailing)
-            self._websocket_events()
+            self.wsin.receive_data(trailing)
+            self._websocket_slice()
 
     def _open_session(self, request: Request, address: str, protocol: str) -> None:
         csessid, cuid, browser = _page_query(request.query)
+        secret = offered_secret(request.headers.get("sec-websocket-protocol"))
+        bound = bool(secret)
+        if bound:
+            csessid = secret  # the URL's id, if any, is not what resumes this page
         hub = self.server.hub
         link = cast(Link, self)
-        old = hub.takeover(WEBSOCKET, csessid, cuid)
+        old = hub.takeover(WEBSOCKET, csessid, cuid, bound=bound, address=address)
         if isinstance(old, WebsocketSession):
             log.info("session %d (%s): taken over by its page's new connection",
                      old.sessid, address)
@@ -328,7 +453,7 @@ class WebConnection(asyncio.Protocol):
             old.attach(link)
             return
         fmt = FORMATS[protocol]
-        session = WebsocketSession(hub, fmt, csessid, cuid)
+        session = WebsocketSession(hub, fmt, csessid, cuid, bound)
         session.init_session(WEBSOCKET, address, self.server.handler)
         session.protocol_flags.update(_web_flags(f"websocket:{browser}" if browser
                                                  else "websocket", protocol, fmt.oob))
@@ -337,38 +462,30 @@ class WebConnection(asyncio.Protocol):
         hub.add(session, None)
         self.server.handler.connect(session)
 
-    def _websocket_events(self) -> None:
-        ws, session = self.ws, self.session
+    def _websocket_slice(self) -> None:
+        """Parse one budget's worth of the websocket's backlog and hand out its messages."""
+        wsin = self.wsin
+        assert wsin is not None
+        messages = wsin.receive_more()
+        session = self.session
+        if wsin.frames_seen and session is not None:
+            session.heard()
+        for message in messages:
+            if session is None or session.link is not self:
+                break  # closing, or the session moved to a newer connection
+            session.receive_message(message)
+        close = wsin.protocol.close_rcvd
+        if close is not None and not self.peer_closed:
+            self.peer_closed = True
+            self._closed_by_peer(close)
+        self._websocket_written()
+
+    def _websocket_written(self) -> None:
+        ws = self.ws
         assert ws is not None
-        for frame in ws.events_received():
-            if not isinstance(frame, Frame):
-                continue
-            if session is not None:
-                session.heard()
-            if frame.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
-                if frame.opcode is not Opcode.CONT:
-                    self.fragment_opcode = frame.opcode
-                self.fragments.append(bytes(frame.data))
-                if frame.fin:
-                    self._message(self.fragment_opcode, b"".join(self.fragments))
-            elif frame.opcode is Opcode.CLOSE:
-                self._closed_by_peer(ws.close_rcvd)
         self._write(b"".join(ws.data_to_send()))
         if ws.state is State.CLOSED or ws.close_expected():
             self._websocket_ended(ws)
-
-    def _message(self, opcode: Opcode, data: bytes) -> None:
-        self.fragments = []
-        session = self.session
-        if session is None or session.link is not self:
-            return  # closing, or the session moved to a newer connection
-        message: Message = data
-        if opcode is Opcode.TEXT:  # websockets has checked it is UTF-8
-            try:
-                message = data.decode("utf-8")
-            except UnicodeDecodeError:
-                return
-        session.receive_message(message)
 
     def _closed_by_peer(self, close: Close | None) -> None:
         """A normal close (1000) from the page ends the session; anything else (1001 on a
@@ -438,6 +555,11 @@ class WebConnection(asyncio.Protocol):
             gone = encode_array("connection_close", ["This session has ended."], {})
             self._respond(410, JSON, gone.encode())
             return
+        wait = session.request_wait(parsed.mode, time.monotonic())
+        if wait > 0:  # over the command rate: this connection waits (and does not read)
+            self.waiting = asyncio.get_running_loop().call_later(
+                wait, self._ajax_again, request)
+            return
         session.channel.seen(time.monotonic())
         match parsed.mode:
             case "input":
@@ -454,6 +576,13 @@ class WebConnection(asyncio.Protocol):
             case _:  # close
                 session.end("the page closed")
                 self._respond(200, JSON, b'""')
+
+    def _ajax_again(self, request: Request) -> None:
+        self.waiting = None
+        if not self.closed:
+            start = time.perf_counter()
+            self._ajax(request)
+            self._charge(start)
 
     def _ajax_init(self, request: Request, parsed: AjaxRequest) -> None:
         hub = self.server.hub

@@ -9,6 +9,13 @@ page (same `csessid` and protocol) takes it over, with its login, instead of lea
 dead session behind. A detached session that nobody takes over within `web_linger`
 seconds is ended, so dead sessions never pile up (Evennia issues #3442 and #2734).
 
+Only the page itself may take a session over, so the id must be something a reader of
+logs does not have. Our page's websocket sends its id as a secret in a header (the
+`hearth.secret.<id>` subprotocol it offers beside `v1.evennia.com`), never in the URL:
+such a session is *bound* and only that secret resumes it, from any address. Evennia's
+page puts its csessid in the `/ws` URL, which proxies log: a session opened that way is
+resumed only from the address that opened it. Ajax ids travel in POST bodies only.
+
 `WebHub` keeps the sessions by `csessid` and runs one periodic sweep for all of them:
 websocket pings, ajax keepalives and the end of detached sessions (`due()`, pure).
 """
@@ -21,6 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final, Literal, Protocol
 
+from portal.guard import TokenBucket
 from portal.session import PortalSession
 from portal.sessions import PortalSessionHandler
 from portal.web.ajax import AjaxChannel, PollState
@@ -72,13 +80,15 @@ def due(kind: str, *, silent_for: float, detached_for: float | None, keepalive: 
 class WebSession(PortalSession):
     """What both web transports share: encoding output, input checks, disconnecting."""
 
-    def __init__(self, hub: WebHub, key: str, fmt: WireFormat, csessid: str, cuid: str) -> None:
+    def __init__(self, hub: WebHub, key: str, fmt: WireFormat, csessid: str, cuid: str,
+                 bound: bool = False) -> None:
         PortalSession.__init__(self)
         self.hub = hub
         self.key = key
         self.format = fmt
         self.csessid = csessid or None
         self.cuid = cuid
+        self.bound = bound  # csessid is a secret from a header (only it resumes the session)
         self.ended = False
         self._write_scheduled = False
         self._logged_in = False
@@ -182,8 +192,9 @@ class WebSession(PortalSession):
 class WebsocketSession(WebSession):
     """A page connected over a websocket; `link` is None while it is detached."""
 
-    def __init__(self, hub: WebHub, fmt: WireFormat, csessid: str, cuid: str) -> None:
-        super().__init__(hub, WEBSOCKET, fmt, csessid, cuid)
+    def __init__(self, hub: WebHub, fmt: WireFormat, csessid: str, cuid: str,
+                 bound: bool = False) -> None:
+        super().__init__(hub, WEBSOCKET, fmt, csessid, cuid, bound)
         self.link: Link | None = None
         self.waiting: list[Message] = []  # output while detached or before the next flush
         self.waiting_bytes = 0
@@ -291,6 +302,18 @@ class AjaxSession(WebSession):
         self.held: Callable[[str], None] | None = None  # answers the held poll
         self.paused_by: set[str] = set()  # input held, or over the command rate
         self.held_inputs: list[Callable[[], None]] = []  # answers deferred while paused
+        settings = hub.handler.settings
+        # requests that cost without output to show for it (input, keepalive, a poll with
+        # nothing queued) come at most at the command rate, whatever the connections
+        self.requests = (TokenBucket.full(settings.commands_per_second, settings.command_burst,
+                                          time.monotonic())
+                         if settings.commands_per_second > 0 else None)
+
+    def request_wait(self, mode: str, now: float) -> float:
+        """Seconds the request `mode` must wait for its turn (0: take it now)."""
+        if self.requests is None or (mode == "receive" and self.channel.queue):
+            return 0.0
+        return 0.0 if self.requests.take(now) else max(self.requests.wait(now), 0.001)
 
     def queue_message(self, message: Message) -> None:
         if self.ended:
@@ -403,6 +426,10 @@ class AjaxSession(WebSession):
             self.end("the page stopped polling")
 
 
+def _page_key(session: WebSession) -> tuple[str, str, bool]:
+    return session.key, session.csessid or "", session.bound
+
+
 class WebHub:
     """Every web session by page id, the takeover rule, and the periodic sweep."""
 
@@ -415,7 +442,8 @@ class WebHub:
         self.ping = ping
         self.pause = pause
         self.sessions: set[WebSession] = set()
-        self.by_page: dict[tuple[str, str], list[WebSession]] = {}
+        # by (protocol, csessid, bound): a URL's csessid never finds a bound session
+        self.by_page: dict[tuple[str, str, bool], list[WebSession]] = {}
         self.admitted: dict[WebSession, str] = {}  # ajax sessions: the address admitted
         # ended ajax sessions' undelivered output, by page load, until a poll takes it
         self.last_words: dict[tuple[str, str], tuple[AjaxSession, str, float]] = {}
@@ -424,14 +452,18 @@ class WebHub:
     def add(self, session: WebSession, admitted_as: str | None) -> None:
         self.sessions.add(session)
         if session.csessid:
-            self.by_page.setdefault((session.key, session.csessid), []).append(session)
+            self.by_page.setdefault(_page_key(session), []).append(session)
         if admitted_as is not None:
             self.admitted[session] = admitted_as
         if self._timer is None:
             self._schedule()
 
-    def takeover(self, key: str, csessid: str, cuid: str) -> WebSession | None:
+    def takeover(self, key: str, csessid: str, cuid: str, *, bound: bool = False,
+                 address: str | None = None) -> WebSession | None:
         """The session a returning page (same csessid and protocol) should take over.
+
+        `bound`: `csessid` is a header's secret, and only bound sessions are looked at.
+        `address`: if given, an unbound session is taken over only from its own address.
 
         A websocket session is taken over when its socket has closed (a refresh) or by the
         very same page load (same cuid: a reconnect before we noticed the old socket die);
@@ -441,8 +473,10 @@ class WebHub:
         poll's connection open after a refresh, so a held poll proves nothing; the old
         page, if it still exists, is told (`AjaxSession.take_over`).
         """
-        candidates = self.by_page.get((key, csessid), []) if csessid else []
+        candidates = self.by_page.get((key, csessid, bound), []) if csessid else []
         for session in reversed(candidates):
+            if address is not None and not bound and session.address != address:
+                continue
             if session.cuid == cuid or not session.page_present() or key == AJAX:
                 return session
         return None
@@ -450,11 +484,11 @@ class WebHub:
     def forget(self, session: WebSession) -> None:
         self.sessions.discard(session)
         if session.csessid:
-            page = self.by_page.get((session.key, session.csessid), [])
+            page = self.by_page.get(_page_key(session), [])
             if session in page:
                 page.remove(session)
             if not page:
-                self.by_page.pop((session.key, session.csessid), None)
+                self.by_page.pop(_page_key(session), None)
 
     def release(self, session: WebSession) -> None:
         address = self.admitted.pop(session, None)
@@ -481,7 +515,7 @@ class WebHub:
         return words[1]
 
     def find_ajax(self, csessid: str, cuid: str) -> AjaxSession | None:
-        for session in self.by_page.get((AJAX, csessid), []):
+        for session in self.by_page.get((AJAX, csessid, False), []):
             if isinstance(session, AjaxSession) and session.cuid == cuid:
                 return session
         return None

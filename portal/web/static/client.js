@@ -1,9 +1,11 @@
 // Hearth web client. Speaks Evennia's wire format (["cmdname", [args], {kwargs}]) over a
 // websocket, or over ajax long polls when no websocket can be opened (or with ?ajax in
 // the page address). Reconnects by itself with back-off; a refreshed page sends the same
-// page id (csessid, kept per tab in sessionStorage), so the portal gives it its session
-// back, logged in. cuid is new at every page load: a duplicated tab (which copies
-// sessionStorage) gets a session of its own instead of taking over the original's.
+// secret page id (kept per tab in sessionStorage), so the portal gives it its session
+// back, logged in. The secret never goes into a URL (proxies log those): the websocket
+// offers it as a `hearth.secret.<id>` subprotocol (a header) beside v1.evennia.com, ajax
+// posts it as the form's csessid. cuid is new at every page load: a duplicated tab (which
+// copies sessionStorage) gets a session of its own instead of taking over the original's.
 // Output HTML comes from the portal, which escapes everything players typed; this file
 // never builds HTML from text (the side panel is filled with textContent only).
 // On connect it asks for GMCP's Room, Char and Char.Items packages (Core.Supports.Set),
@@ -46,7 +48,7 @@
     return id;
   }
 
-  const csessid = pageId("hearth.csessid");
+  const csessid = pageId("hearth.secret"); // never in a URL: see the top of this file
   const cuid = randomId();
   const browser = (navigator.userAgentData && navigator.userAgentData.brands.length)
     ? navigator.userAgentData.brands[navigator.userAgentData.brands.length - 1].brand
@@ -230,12 +232,13 @@
 
   function wsUrl() {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    return `${scheme}//${location.host}/ws?${csessid}&${cuid}&${encodeURIComponent(browser)}`;
+    // Evennia's `csessid&cuid&browser`, with no csessid: the secret travels in a header
+    return `${scheme}//${location.host}/ws?&${cuid}&${encodeURIComponent(browser)}`;
   }
 
   function WebsocketTransport(events) {
     // throws where the browser has no WebSocket or refuses to make one: see connect()
-    let socket = new WebSocket(wsUrl(), ["v1.evennia.com"]);
+    let socket = new WebSocket(wsUrl(), ["v1.evennia.com", `hearth.secret.${csessid}`]);
     socket.onopen = () => events.open("websocket");
     socket.onmessage = (event) => {
       let data;

@@ -134,3 +134,55 @@ def test_page_query_in_evennia_forms() -> None:
     assert _page_query("") == ("", "", "")
     assert len(_page_query("a" * 500 + "&b&c")[0]) == 128  # bounded
     assert _page_query("a\x00b&c&d")[0] == ""  # junk is no page id
+
+
+def test_content_length_with_transfer_encoding_is_refused_and_closes() -> None:
+    """RFC 9112 section 6.3: what follows could be a request smuggled past a proxy."""
+    conn = HttpConnection()
+    events = feed(conn, b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 6\r\n"
+                        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+                        b"GET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert [type(e) for e in events] == [BadRequest]
+    assert events[0].status == 400  # type: ignore[attr-defined]
+    out = conn.data_to_send()
+    assert out.startswith(b"HTTP/1.1 400 ") and out.count(b"HTTP/1.1") == 1
+    assert conn.closing
+    assert feed(conn, b"GET /more HTTP/1.1\r\nHost: h\r\n\r\n") == []
+
+
+def test_pipelining_does_not_grow_the_buffers() -> None:
+    """Before, each answer handed the whole backlog to h11, whose buffer then grew by a
+    backlog per request (a gigabyte in half a minute of pipelined keepalives)."""
+    conn = HttpConnection(max_head=1024, max_body=1024)
+    one = b"POST /k HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nok"
+    answered = 0
+    for _ in range(300):  # a read arrives between two answers, unless reading paused
+        if not conn.reading_paused:
+            conn.receive_data(one * 20)
+        if any(isinstance(e, Request) for e in conn.events_received()):
+            pass
+        conn.send_response(200, [], b"")
+        answered += 1
+        held = len(conn.backlog) + len(conn._h11.trailing_data[0])
+        assert held <= 2 * (20 * len(one) + conn.max_backlog), held  # each bounded
+    assert answered == 300
+
+
+def test_origin_and_secret_rules() -> None:
+    from portal.web.server import offered_secret, origin_allowed
+
+    assert origin_allowed(None, "h:1", [])  # not a browser
+    assert origin_allowed("http://mud.example:4001", "MUD.example:4001", [])  # its own page
+    assert not origin_allowed("http://evil.example", "mud.example:4001", [])
+    assert not origin_allowed("null", "mud.example", [])
+    assert origin_allowed("https://other.example/", "mud.example",
+                          ["https://other.example"])
+    assert origin_allowed("http://evil.example", "mud.example", ["*"])
+    secret = "0123456789abcdef0123456789abcdef"
+    assert offered_secret(f"v1.evennia.com, hearth.secret.{secret}") == secret
+    assert offered_secret("v1.evennia.com") == ""
+    assert offered_secret("hearth.secret.short") == ""
+    assert offered_secret("hearth.secret." + "x" * 200) == ""
+    assert origin_allowed("https://mud.example:8443", "mud.example", [])  # nginx `Host $host`
+    assert origin_allowed("http://[::1]:4001", "[::1]:4001", [])
+    assert not origin_allowed("http://mud.example.evil", "mud.example", [])
