@@ -67,7 +67,7 @@ def load_sync_data_into(session: object, data: SessionData, fields: tuple[str, .
 def counts_as_command(cmdname: str, args: list[Any]) -> bool:
     """Whether an answered input counts in `cmd_total` and `cmd_last` (Evennia's rule:
     text, except the keep-alive "idle"); portal and server both count by this rule."""
-    return cmdname == "text" and args != ["idle"]
+    return cmdname == "text" and not (len(args) == 1 and args[0] == "idle")
 
 
 # ---------------------------------------------------------------- handshake (both links)

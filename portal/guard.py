@@ -40,7 +40,6 @@ import ipaddress
 import logging
 import re
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -151,12 +150,21 @@ def screen_value(value: Any, depth: int = 0) -> Any:
 _CHECK: Final = msgspec.msgpack.Encoder()
 
 
+def plain_line(line: str) -> bool:
+    """Whether a text line needs no cleaning at all: printable ASCII (no control, no tab)
+    without newline markup. Three C-level scans, no copy: the common case costs nothing."""
+    return line.isascii() and line.isprintable() and "|/" not in line
+
+
 def screen_input(
     cmdname: str, args: list[Any], kwargs: dict[str, Any]
 ) -> tuple[str, list[Any], dict[str, Any]]:
     """The cleaned input, or Unframeable. A text line (`("text", [line], {})`) also has its
-    newline markup made literal."""
+    newline markup made literal. A plain line (`plain_line`) comes back as it was given,
+    its `args` list too."""
     if (cmdname == "text" and len(args) == 1 and not kwargs and type(args[0]) is str):
+        if plain_line(args[0]):
+            return cmdname, args, kwargs
         line = args[0]
         if not line.isascii():
             _screen_str(line)
@@ -414,8 +422,6 @@ class PortalGuard:
         self.addresses = AddressLimits(settings.max_connections_per_address,
                                        settings.connection_rate, settings.connection_burst,
                                        settings.unlimited_addresses)
-        self._states: weakref.WeakKeyDictionary[PortalSession, _SessionState] = (
-            weakref.WeakKeyDictionary())
         self._global_log = LogLimiter(GLOBAL_LOG_BURST, LOG_INTERVAL)
         self._sweep_timer: Any = None
         self.refused = 0  # connections turned away (status figure)
@@ -439,10 +445,18 @@ class PortalGuard:
                 kwargs: dict[str, Any]) -> None:
         """Rate-limit one input, then clean and check it and `forward` it (now or later).
         Every input counts against the rate, refused ones too, so a stream of poison
-        costs no more than a stream of good commands."""
-        state = self._state(session)
-        if state.bucket is not None and (state.delayed or not state.bucket.take(self._clock())):
+        costs no more than a stream of good commands. The guard's state for a session
+        lives on the session (`guard_state`): no lookup per line."""
+        state = session.guard_state
+        if state is None:
+            state = self._state(session)
+        bucket = state.bucket
+        if bucket is not None and (state.delayed or not bucket.take(self._clock())):
             self._delay(session, state, (cmdname, args, kwargs))
+            return
+        if cmdname == "text" and not kwargs and len(args) == 1 and type(args[0]) is str \
+                and plain_line(args[0]):
+            self._forward(session, cmdname, args, kwargs)  # nothing to clean or check
             return
         self._pass(session, state, cmdname, args, kwargs)
 
@@ -481,7 +495,7 @@ class PortalGuard:
         state.timer = self._call_later(wait, lambda: self._release_delayed(session))
 
     def _release_delayed(self, session: PortalSession) -> None:
-        state = self._states.get(session)
+        state = session.guard_state
         if state is None or state.bucket is None:
             return
         state.timer, state.release_pending = None, False
@@ -502,7 +516,7 @@ class PortalGuard:
     def take_delayed(self, session: PortalSession) -> list[tuple[str, list[Any], dict[str, Any]]]:
         """The inputs the rate limit holds back for `session`, in order, forgotten here
         (a portal hand-over moves them; feed them to `data_in` again to keep them)."""
-        state = self._states.get(session)
+        state = session.guard_state
         if state is None or not state.delayed:
             return []
         if state.timer is not None and hasattr(state.timer, "cancel"):
@@ -514,14 +528,14 @@ class PortalGuard:
         return items
 
     def _state(self, session: PortalSession) -> _SessionState:
-        state = self._states.get(session)
+        state: _SessionState | None = session.guard_state
         if state is None:
             settings = self.settings
             bucket = None
             if settings.commands_per_second > 0:
                 bucket = TokenBucket.full(settings.commands_per_second, settings.command_burst,
                                           self._clock())
-            state = self._states[session] = _SessionState(
+            state = session.guard_state = _SessionState(
                 bucket, LogLimiter(LOG_BURST, LOG_INTERVAL), LogLimiter(TELL_BURST, TELL_INTERVAL))
         return state
 
@@ -539,9 +553,10 @@ class PortalGuard:
 
     def session_closed(self, session: PortalSession) -> None:
         """Report what the session's log limiter held back (call when it closes)."""
-        state = self._states.pop(session, None)
+        state: _SessionState | None = session.guard_state
         if state is None:
             return
+        session.guard_state = None
         if state.timer is not None and hasattr(state.timer, "cancel"):
             state.timer.cancel()
         if state.log.suppressed:

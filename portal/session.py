@@ -62,6 +62,7 @@ class PortalSession:
         self.gone: asyncio.Future[None] | None = None  # done once the socket is closed
         self.output_failed = False  # logged once per session
         self._paused: set[str] = set()  # why reading from the client stops (see _set_paused)
+        self.guard_state: Any = None  # the guard's own state for this session (portal.guard)
 
     # ------------------------------------------------------------ Evennia's session API
 

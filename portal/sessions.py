@@ -68,6 +68,7 @@ class PortalSessionHandler:
         self.auth = AuthRequests()  # SSH logins waiting for the attached server's answer
         self._auth_conn: int | None = None  # the server `auth` sends to
         self.guard = PortalGuard(settings, self.data_in, lambda: list(self.sessions.values()))
+        self._effect_table = self._make_effect_table()
 
     @property
     def state(self) -> LinkState:
@@ -118,33 +119,26 @@ class PortalSessionHandler:
             self.auth.attach(conn.send)
 
     def _carry_out(self, effect: fx.Effect) -> None:
-        match effect:
-            case fx.Send(conn=conn, frame=frame, urgent=urgent, flush=flush):
-                self._write_frame(conn, frame, urgent, flush)
-            case fx.Tell(sessid=sessid, text=text):
-                self._session_call(sessid, "send_text", text)
-            case fx.Pause(sessid=sessid):
-                self._session_call(sessid, "pause_input")
-            case fx.Resume(sessid=sessid):
-                self._session_call(sessid, "resume_input")
-            case fx.Deliver(frame=frame):
-                self._deliver(frame)
-            case fx.CommandDone(sessid=sessid, when=when):
-                self._count(sessid, when)
-            case fx.CloseSession(sessid=sessid, reason=reason):
-                self._session_call(sessid, "disconnect", reason)
-            case fx.PumpSoon():
-                asyncio.get_running_loop().call_soon(self._pump)
-            case fx.SetTimer(delay=delay):
-                self._set_timer(delay)
-            case fx.CloseConn(conn=conn, reason=reason, refuse=refuse, abort=abort):
-                self._close_conn(conn, reason, refuse, abort)
-            case fx.HandoverDone(ok=ok, message=message):
-                self._on_handover(ok, message)
-            case fx.Request(action=action, sessid=sessid):
-                self._on_request(action, sessid)
-            case fx.ServerGone():
-                self._server_gone.set()
+        """One effect, dispatched by its type (one dict lookup: this runs for every line)."""
+        self._effect_table[type(effect)](effect)
+
+    def _make_effect_table(self) -> dict[type, Callable[[Any], object]]:
+        call = self._session_call
+        return {
+            fx.Send: lambda e: self._write_frame(e.conn, e.frame, e.urgent, e.flush),
+            fx.Tell: lambda e: call(e.sessid, "send_text", e.text),
+            fx.Pause: lambda e: call(e.sessid, "pause_input"),
+            fx.Resume: lambda e: call(e.sessid, "resume_input"),
+            fx.Deliver: lambda e: self._deliver(e.frame),
+            fx.CommandDone: lambda e: self._count(e.sessid, e.when),
+            fx.CloseSession: lambda e: call(e.sessid, "disconnect", e.reason),
+            fx.PumpSoon: lambda e: asyncio.get_running_loop().call_soon(self._pump),
+            fx.SetTimer: lambda e: self._set_timer(e.delay),
+            fx.CloseConn: lambda e: self._close_conn(e.conn, e.reason, e.refuse, e.abort),
+            fx.HandoverDone: lambda e: self._on_handover(e.ok, e.message),
+            fx.Request: lambda e: self._on_request(e.action, e.sessid),
+            fx.ServerGone: lambda e: self._server_gone.set(),
+        }
 
     def _write_frame(self, conn_id: int, frame: Frame, urgent: bool, flush: bool) -> None:
         conn = self._conns.get(conn_id)

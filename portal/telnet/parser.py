@@ -74,6 +74,10 @@ class TelnetParser:
     def _error(self, reason: str) -> None:
         raise NotImplementedError
 
+    def _text_codec(self) -> str:
+        """The Python codec of the ENCODING flag (the protocol caches it)."""
+        return codec(str(self.flags.get("ENCODING", "utf-8")))
+
     # --- bytes ---------------------------------------------------------------------
 
     def _reset_parser(self) -> None:
@@ -227,10 +231,10 @@ class TelnetParser:
             return
         raw = bytes(self._line)
         self._line.clear()
-        encoding = str(self.flags.get("ENCODING", "utf-8"))
         try:
-            text = raw.decode(codec(encoding))
+            text = raw.decode(self._text_codec())
         except UnicodeDecodeError:
+            encoding = str(self.flags.get("ENCODING", "utf-8"))
             self._events.append(InputError(f"Input was not valid {encoding}; line dropped."))
             return
         self._events.append(LineReceived(text))

@@ -42,6 +42,7 @@ from portal.oob import encode_gmcp, encode_msdp
 from portal.telnet.codes import ECHO, EOR, EOR_MARK, GA, GMCP, IAC, MCCP2, MSDP, SB, SE
 from portal.telnet.events import (
     FlagsChanged,
+    LineReceived,
     ProtocolError,
     TelnetEvent,
     codec,
@@ -49,7 +50,7 @@ from portal.telnet.events import (
     default_flags,
 )
 from portal.telnet.negotiation import Negotiation, Q, Side
-from portal.telnet.parser import Parse, TelnetParser
+from portal.telnet.parser import _TEXT_SPECIAL, Parse, TelnetParser
 
 __all__ = ["TelnetProtocol"]
 
@@ -94,6 +95,11 @@ class TelnetProtocol(Negotiation, TelnetParser):
         self._eof = False
         self._initiated = False
         self._reported: dict[str, Any] = {}
+        # Flags change only through a command, a request or MCCP2: `_run` compares them
+        # with what was reported only after one of those (a plain line costs no compare).
+        self._flags_touched = False
+        self._codec_for: object = None  # the ENCODING value `_codec` was looked up for
+        self._codec = "utf-8"
 
     # --- public API ----------------------------------------------------------------
 
@@ -111,10 +117,31 @@ class TelnetProtocol(Negotiation, TelnetParser):
             return
         if self._in_pos < len(self._in):
             self._in = self._in[self._in_pos :] + bytes(data)
+        elif self._one_line(data):
+            return
         else:
             self._in = bytes(data)
         self._in_pos = 0
         self._run()
+
+    def _one_line(self, data: bytes) -> bool:
+        """The common read: one whole line of plain text and its CR LF, at a line start,
+        no backlog, nothing special inside. Taken in one scan, with what `_run` would do
+        (the same event, the same bounds); False (nothing done) for anything else."""
+        end = len(data) - 2
+        if (end < 0 or data[end:] != b"\r\n" or self._line or self._discarded
+                or self._state is not Parse.DATA or self._after_cr or self._flags_touched
+                or end > self._max_line or end + 2 > self._max_bytes or self._max_steps < 2
+                or _TEXT_SPECIAL.search(data, 0, end) is not None):
+            return False
+        # (no line is under way, so there is none to expire or to time: `_line_started`
+        # is None already)
+        try:
+            self._events.append(LineReceived(data[:end].decode(self._text_codec())))
+        except UnicodeDecodeError:
+            return False  # the parser says so, the usual way
+        self._after_cr = False  # the LF of this CR LF was taken with it
+        return True
 
     @property
     def backlog(self) -> int:
@@ -142,8 +169,10 @@ class TelnetProtocol(Negotiation, TelnetParser):
         if pos >= len(data):
             self._in, pos = b"", 0
         self._in_pos = pos
-        if self.settled and self.flags != self._reported:
-            self._report_flags()
+        if self._flags_touched and self.settled:
+            self._flags_touched = False
+            if self.flags != self._reported:
+                self._report_flags()
 
     def receive_eof(self) -> None:
         """The client closed its side. A final unterminated line is still delivered,
@@ -163,6 +192,8 @@ class TelnetProtocol(Negotiation, TelnetParser):
 
     def data_to_send(self) -> bytes:
         """Return and forget the bytes to write, compressed if MCCP2 is active."""
+        if not self._out and not self._compressed_pending:
+            return b""
         if self._compressor is not None and self._compressed_pending:
             self._out += self._compressor.flush(zlib.Z_SYNC_FLUSH)
             self._compressed_pending = False
@@ -175,16 +206,26 @@ class TelnetProtocol(Negotiation, TelnetParser):
         if not self.settled:
             self._mark_settled()
 
-    def send_text(self, text: str, *, prompt: bool = False) -> None:
-        """Queue rendered text; a prompt ends with IAC EOR or IAC GA as negotiated."""
+    def send_text(self, text: str, *, prompt: bool = False, newline: bool = False) -> None:
+        """Queue rendered text (`newline`: with a line end after it, as if `text + "\\n"`);
+        a prompt ends with IAC EOR or IAC GA as negotiated."""
         if "\n" in text:
             text = text.replace("\r\n", "\n").replace("\n", "\r\n")
-        data = text.encode(codec(str(self.flags.get("ENCODING", "utf-8"))), errors="replace")
+        if newline:
+            text = (text[:-1] if text.endswith("\r") else text) + "\r\n"
+        data = text.encode(self._text_codec(), errors="replace")
         if b"\xff" in data:
             data = data.replace(b"\xff", b"\xff\xff")
         if prompt:
             data += self._prompt_mark()
         self._write(data)
+
+    def _text_codec(self) -> str:
+        """The codec of the ENCODING flag, looked up again only when the flag changed."""
+        name = self.flags.get("ENCODING", "utf-8")
+        if name is not self._codec_for:
+            self._codec_for, self._codec = name, codec(str(name))
+        return self._codec
 
     def send_oob(self, cmdname: str, args: list[Any], kwargs: dict[str, Any]) -> None:
         """Queue an OOB command over GMCP if agreed, else MSDP if agreed, else drop it."""
@@ -197,6 +238,7 @@ class TelnetProtocol(Negotiation, TelnetParser):
         """hidden=True offers WILL ECHO (client stops echoing, for passwords); False, WONT."""
         self._want_echo = hidden
         self._request(ECHO, local=True, enable=hidden)
+        self._flags_touched = True
 
     def update_flags(self, flags: dict[str, Any]) -> None:
         """Take the flags the game may change (ENCODING, NOGOAHEAD, NOPROMPTGOAHEAD).
@@ -257,6 +299,7 @@ class TelnetProtocol(Negotiation, TelnetParser):
         if state.mccp:
             self._start_mccp()
         self._mccp_starts = state.mccp_starts  # our own restart is not the client's
+        self._flags_touched = True
 
     # --- output --------------------------------------------------------------------
 
@@ -285,6 +328,7 @@ class TelnetProtocol(Negotiation, TelnetParser):
     def _after_command(self) -> None:
         """Settle if every handshake is done. Later flag changes are reported once, at the
         end of the call that parsed them (`_run`), so a flood of toggles costs one report."""
+        self._flags_touched = True
         if not self.settled and self._initiated and not self._pending:
             self._mark_settled()
 
@@ -310,6 +354,7 @@ class TelnetProtocol(Negotiation, TelnetParser):
         self._compressor = zlib.compressobj()
         self._mccp_starts += 1
         self.flags["MCCP"] = True
+        self._flags_touched = True
 
     def _end_mccp(self) -> None:
         if self._compressor is None:
@@ -318,6 +363,7 @@ class TelnetProtocol(Negotiation, TelnetParser):
         self._compressor = None
         self._compressed_pending = False
         self.flags["MCCP"] = False
+        self._flags_touched = True
 
     # --- MSSP ----------------------------------------------------------------------
 
