@@ -431,14 +431,17 @@ class Link(LinkInput):
             self._emit(CloseSession(sessid, reason))
 
     def _acked(self, seqs: list[int]) -> None:
-        now = self._clock()
+        done: list[int] = []  # one CommandDone for the whole frame
+        inflight, peers = self.inflight, self.peers
         for seq in seqs:
-            item = self.inflight.pop(seq, None)
+            item = inflight.pop(seq, None)
             if item is None:
                 continue
-            if item.sessid in self.peers and counts_as_command(item.cmdname, item.args):
-                self._emit(CommandDone(item.sessid, now))
+            if item.sessid in peers and counts_as_command(item.cmdname, item.args):
+                done.append(item.sessid)
             self._release(item.sessid)
+        if done:
+            self._emit(CommandDone(done, self._clock()))
         if self.pending:
             self._want_pump()
 

@@ -72,9 +72,10 @@ class CloseSession:
 
 @dataclass(frozen=True, slots=True)
 class CommandDone:
-    """Count one command of `sessid`, answered at `when` (the one place commands count)."""
+    """Count one command for each of `sessids` (a session once per command it had
+    answered), answered at `when`: the one place commands count, once per Ack frame."""
 
-    sessid: int
+    sessids: list[int]
     when: float
 
 

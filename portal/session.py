@@ -108,7 +108,10 @@ class PortalSession:
         the protocol cannot honour) is logged once and the player told, and the rest of the
         batch still reaches everyone else."""
         try:
-            self._dispatch_output(cmdname, args, kwargs)
+            if cmdname == "text" and not kwargs:  # most output: one call less
+                self.send_text(str(args[0]) if args else "")
+            else:
+                self._dispatch_output(cmdname, args, kwargs)
         except Exception as exc:
             self._output_failed(cmdname, exc)
 

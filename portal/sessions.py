@@ -130,7 +130,7 @@ class PortalSessionHandler:
             fx.Pause: lambda e: call(e.sessid, "pause_input"),
             fx.Resume: lambda e: call(e.sessid, "resume_input"),
             fx.Deliver: lambda e: self._deliver(e.frame),
-            fx.CommandDone: lambda e: self._count(e.sessid, e.when),
+            fx.CommandDone: lambda e: self._count(e.sessids, e.when),
             fx.CloseSession: lambda e: call(e.sessid, "disconnect", e.reason),
             fx.PumpSoon: lambda e: asyncio.get_running_loop().call_soon(self._pump),
             fx.SetTimer: lambda e: self._set_timer(e.delay),
@@ -158,12 +158,14 @@ class PortalSessionHandler:
         if session is not None:
             getattr(session, method)(*args)
 
-    def _count(self, sessid: int, when: float) -> None:
-        session = self.sessions.get(sessid)
-        if session is not None:
-            session.cmd_total += 1
-            session.cmd_last = session.cmd_last_visible = when
-            session.input_answered()
+    def _count(self, sessids: list[int], when: float) -> None:
+        sessions = self.sessions
+        for sessid in sessids:
+            session = sessions.get(sessid)
+            if session is not None:
+                session.cmd_total += 1
+                session.cmd_last = session.cmd_last_visible = when
+                session.input_answered()
 
     def _close_conn(self, conn_id: int, reason: str, refuse: bool, abort: bool) -> None:
         conn = self._conns.get(conn_id)
@@ -256,7 +258,9 @@ class PortalSessionHandler:
                 kwargs: dict[str, Any]) -> None:
         """Queue one input; it reaches the server in order, now or after a restart.
         Protocols call `session.data_in`, which passes it through `self.guard` first."""
-        self._apply(self.link.data_in(session.sessid, cmdname, args, kwargs))
+        effects = self.link.data_in(session.sessid, cmdname, args, kwargs)
+        if effects:  # (most lines: none, the pump is already wanted this turn)
+            self._apply(effects)
 
     def drop_input(self, seq: int, why: str) -> None:
         """Forget one input (it hung or crashed servers) and tell its player, naming the

@@ -213,12 +213,17 @@ class TelnetProtocol(Negotiation, TelnetParser):
             text = text.replace("\r\n", "\n").replace("\n", "\r\n")
         if newline:
             text = (text[:-1] if text.endswith("\r") else text) + "\r\n"
-        data = text.encode(self._text_codec(), errors="replace")
+        name = self.flags.get("ENCODING", "utf-8")
+        data = text.encode(self._codec if name is self._codec_for else self._text_codec(),
+                           errors="replace")
         if b"\xff" in data:
             data = data.replace(b"\xff", b"\xff\xff")
         if prompt:
             data += self._prompt_mark()
-        self._write(data)
+        if self._compressor is None and not self._closed:
+            self._out += data  # what `_write` does, without the call
+        else:
+            self._write(data)
 
     def _text_codec(self) -> str:
         """The codec of the ENCODING flag, looked up again only when the flag changed."""

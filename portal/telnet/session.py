@@ -183,8 +183,9 @@ class TelnetSession(asyncio.Protocol, PortalSession):
 
     def _handle_events(self) -> None:
         for event in self.telnet.events_received():
-            if type(event) is LineReceived:  # the common case first, without `match`
-                self._input("text", [event.text], {})
+            if type(event) is LineReceived and self._announced_to_handler:
+                # the common case first, without `match`, straight to the guard
+                self._handler.guard.data_in(self, "text", [event.text], {})
                 continue
             match event:
                 case LineReceived(text=text):

@@ -176,7 +176,7 @@ def test_unacked_input_goes_back_in_front_after_a_crash() -> None:
         link.data_in(1, "text", [f"l{n}"], {})
     link.pump()
     done = link.receive_frame(OLD, Ack(seqs=[1]))
-    assert of(done, CommandDone) == [CommandDone(1, clock.now)]
+    assert of(done, CommandDone) == [CommandDone([1], clock.now)]
     lost = link.server_closed(OLD, "killed")
     assert told(lost, 1) == [MSG_RESTARTING] and link.state is LinkState.NONE
     link.data_in(1, "text", ["l4"], {})
@@ -210,7 +210,7 @@ def test_a_player_who_leaves_is_forgotten_and_never_replayed() -> None:
     assert frames(link.disconnect(1, "quit"), OLD) == [PDisconn(sessid=1, reason="quit")]
     assert link.held_total == 1
     assert of(link.receive_frame(OLD, Ack(seqs=[1, 2, 3, 4])), CommandDone) == [
-        CommandDone(2, 1000.0)]
+        CommandDone([2], 1000.0)]
     assert link.held_total == 0
     link.data_in(2, "text", ["s1"], {})
     link.server_closed(OLD, "killed")
