@@ -6,7 +6,8 @@
    each other). Telnet is the baseline: the figures are printed as ratios to it.
 2. Closed loop at `--clients` (100): each client sends `ping <tag>-<n>`, waits for the
    answer and sends the next; round trips/s over websocket as a ratio to telnet, both
-   measured in the same game one after the other.
+   measured in the same game one after the other, like against like (neither door has a
+   command rate or an input CPU share there), with the portal's CPU µs per round trip.
 
 The clients are lean asyncio protocols: telnet's `PingClient`, a websocket client on the
 `websockets` library's sans-I/O `ClientProtocol`, and an ajax client that holds one long
@@ -145,9 +146,11 @@ class AjaxIdleClient(asyncio.Protocol):
 
 
 def web_game(prefix: str) -> GameRunner:
-    # no command rate limit: a closed loop is far faster than a player types
+    # like against like: no command rate and no input CPU share for either door (a closed
+    # loop is far faster than a player types, and would measure the limits themselves)
     game = GameRunner(Path(temp_dir(prefix)), {"portal": {"web_port": 0,
-                                                          "commands_per_second": 0}})
+                                                          "commands_per_second": 0,
+                                                          "read_cpu_share": 0}})
     game.start()
     return game
 
