@@ -454,10 +454,12 @@ class PortalGuard:
         if bucket is not None and (state.delayed or not bucket.take(self._clock())):
             self._delay(session, state, (cmdname, args, kwargs))
             return
-        if cmdname == "text" and not kwargs and len(args) == 1 and type(args[0]) is str \
-                and plain_line(args[0]):
-            self._forward(session, cmdname, args, kwargs)  # nothing to clean or check
-            return
+        if cmdname == "text" and not kwargs and len(args) == 1:
+            line = args[0]  # `plain_line`, inline: nothing to clean or check
+            if type(line) is str and line.isascii() and line.isprintable() \
+                    and "|/" not in line:
+                self._forward(session, cmdname, args, kwargs)
+                return
         self._pass(session, state, cmdname, args, kwargs)
 
     def _pass(self, session: PortalSession, state: _SessionState, cmdname: str,

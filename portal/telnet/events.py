@@ -25,9 +25,10 @@ MTTS_BITS: Final = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LineReceived:
-    """One input line, decoded, without its line ending."""
+    """One input line, decoded, without its line ending. (Not frozen: one is made for
+    every line a player types, and a frozen dataclass takes twice as long to make.)"""
 
     text: str
 

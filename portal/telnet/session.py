@@ -334,8 +334,12 @@ class TelnetSession(asyncio.Protocol, PortalSession):
     # ------------------------------------------------------------ output
 
     def send_text(self, text: str, **kwargs: Any) -> None:
-        self.telnet.send_text(render(text, self.protocol_flags), newline=True)
-        self._output_waiting()
+        if "|" in text:  # (what `render` checks first, without the call)
+            text = render(text, self.protocol_flags)
+        self.telnet.send_text(text, newline=True)
+        if not self._write_scheduled:  # `_output_waiting`, inline: this runs per line
+            self._write_scheduled = True
+            self._handler.write_soon(self)
 
     def send_prompt(self, text: str, **kwargs: Any) -> None:
         self.telnet.send_text(render(text, self.protocol_flags), prompt=True)
