@@ -69,6 +69,7 @@ class PortalSessionHandler:
         self._auth_conn: int | None = None  # the server `auth` sends to
         self.guard = PortalGuard(settings, self.data_in, lambda: list(self.sessions.values()))
         self._effect_table = self._make_effect_table()
+        self._loop: asyncio.AbstractEventLoop | None = None  # see `_soon`
 
     @property
     def state(self) -> LinkState:
@@ -132,7 +133,7 @@ class PortalSessionHandler:
             fx.Deliver: lambda e: self._deliver(e.frame),
             fx.CommandDone: lambda e: self._count(e.sessids, e.when),
             fx.CloseSession: lambda e: call(e.sessid, "disconnect", e.reason),
-            fx.PumpSoon: lambda e: asyncio.get_running_loop().call_soon(self._pump),
+            fx.PumpSoon: lambda e: self._soon(self._pump),
             fx.SetTimer: lambda e: self._set_timer(e.delay),
             fx.CloseConn: lambda e: self._close_conn(e.conn, e.reason, e.refuse, e.abort),
             fx.HandoverDone: lambda e: self._on_handover(e.ok, e.message),
@@ -243,7 +244,15 @@ class PortalSessionHandler:
         self._to_write.append(session)
         if not self._write_scheduled:
             self._write_scheduled = True
-            asyncio.get_running_loop().call_soon(self._write_all)
+            self._soon(self._write_all)
+
+    def _soon(self, callback: Callable[[], None]) -> None:
+        """`call_soon` on the running loop, kept: `asyncio.get_running_loop()` costs a
+        getpid() system call on Python 3.11, and this runs a few times every loop turn."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()
+        loop.call_soon(callback)
 
     def _write_all(self) -> None:
         self._write_scheduled = False

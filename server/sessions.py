@@ -86,6 +86,7 @@ class ServerSessionHandler:
         self._acks: list[int] = []
         self._dirty: dict[int, ServerSession] = {}
         self._flush_scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # see `_schedule_flush`
         self._busy: dict[int, deque[InputItem]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
@@ -461,7 +462,10 @@ class ServerSessionHandler:
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            loop = self._loop
+            if loop is None or loop.is_closed():  # (get_running_loop costs a getpid())
+                loop = self._loop = asyncio.get_running_loop()
+            loop.call_soon(self.flush)
 
     # ------------------------------------------------------------ helpers
 
