@@ -3,6 +3,14 @@
 The supervisor passes a child everything it needs in environment variables; `ChildEnv`
 reads them back. A child dies with its supervisor: the kernel sends it SIGTERM when the
 parent goes (PR_SET_PDEATHSIG), and it also exits when its control link closes.
+
+Python's cyclic garbage collector is tuned for what a child is (`tune_gc`): a heap of
+long-lived objects (modules, sessions, the world) and a stream of small objects per line
+that live for one round trip. At CPython's default (a young collection every 700
+allocations) the objects of the inputs in flight outlive two young collections, are
+promoted, and soon set off full collections, each of which walks the whole heap: at 300
+closed-loop clients that cost the portal as much CPU as its own work. So the heap made
+at start is frozen out of every collection, and young collections are rarer.
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import faulthandler
+import gc
 import logging
 import os
 import signal
@@ -25,6 +34,7 @@ from ipc.settings import Settings, load_settings
 
 T = TypeVar("T")
 PR_SET_PDEATHSIG = 1
+GC_YOUNG = 50_000  # allocations between young collections (CPython's default: 700)
 LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s"
 LOG_DATEFMT = "%Y-%m-%d %H:%M:%S"
 # Children's lines are stamped by the supervisor as it writes them to the log files.
@@ -83,6 +93,14 @@ def setup_child() -> None:
     faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 
+def tune_gc() -> None:
+    """Freeze what exists now out of every collection; young collections every
+    `GC_YOUNG` allocations (see the module docstring). Garbage without cycles is freed
+    at once as always; only cycles wait a little longer."""
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG, 10, 10)
+
+
 def run(main: Coroutine[Any, Any, T]) -> T:
     """Run `main` on uvloop."""
     return uvloop.run(main)
@@ -93,6 +111,7 @@ def run_child(make: Callable[[ChildEnv, Settings], ChildProcess]) -> None:
     env = ChildEnv.from_environ()
     die_with_parent(env.parent_pid)
     setup_child()
+    tune_gc()
 
     async def main() -> int:
         return await make(env, load_settings(env.game_dir)).main()
