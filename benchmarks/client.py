@@ -249,11 +249,23 @@ class GameRunner:
 
     def cleanup(self) -> list[str]:
         """Stop the game; kill by pid whatever it started and is still running."""
-        self.cli("stop", timeout=60)
+        began = time.monotonic()
+        try:
+            stop = self.cli("stop", timeout=60)
+            said = f"stop exited {stop.returncode}: {(stop.stdout + stop.stderr).strip()}"
+        except subprocess.TimeoutExpired:
+            said = "stop did not answer within 60 s"
+        # `stop` returns once the supervisor said so; give its tree a moment to be gone
+        _, alive = psutil.wait_procs(list(self._tree()), timeout=10)
         leftovers = []
-        for proc in self._tree():
-            leftovers.append(f"{proc.pid} {' '.join(proc.cmdline())}")
-            proc.kill()
+        for proc in alive:
+            with contextlib.suppress(psutil.Error):
+                leftovers.append(f"{proc.pid} {' '.join(proc.cmdline())}")
+                proc.kill()
+        if leftovers:  # say why: what stop printed, how long it took, the supervisor's log
+            log = self.dir / ".hearth" / "logs" / "supervisor.log"
+            tail = log.read_text(errors="replace").splitlines()[-15:] if log.exists() else []
+            leftovers += [f"({said}; after {time.monotonic() - began:.1f} s)", *tail]
         return leftovers
 
     def _tree(self) -> Iterable[psutil.Process]:
