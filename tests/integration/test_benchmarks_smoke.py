@@ -51,4 +51,4 @@ def test_a_failed_check_fails_the_benchmark(tmp_path: Path) -> None:
                              "--gap-target-ms", "-1", "--targets", "enforce"],
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=90)
     assert result.returncode == 1, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    assert "FAILED checks: reload: longest wait <= -1 ms" in result.stdout
+    assert "FAILED checks: reload: longest answer wait <= -1 ms" in result.stdout
