@@ -24,6 +24,10 @@ _NUL: Final = 0
 # In text: a line end, a run of NULs, a run of no-op commands (IAC EOR, SE, NOP, DM, BRK,
 # IP, AO, AYT, EC, EL, GA), a run of escaped 0xff bytes, or any other IAC.
 _TEXT_SPECIAL: Final = re.compile(rb"[\n\r]|\x00+|(?:\xff[\xef-\xf9])+|(?:\xff\xff)+|\xff")
+# Where the next of them starts: each starts with one of these bytes and each of these
+# bytes starts one. A bare character class is searched about eight times faster than the
+# alternation, so text is scanned with this and `_TEXT_SPECIAL` only matched where it stops.
+_TEXT_START: Final = re.compile(rb"[\n\r\x00\xff]")
 
 
 class Parse(IntEnum):
@@ -100,7 +104,8 @@ class TelnetParser:
         return pos
 
     def _parse_text(self, data: bytes, pos: int, end: int) -> int:
-        match = _TEXT_SPECIAL.search(data, pos, end)
+        found = _TEXT_START.search(data, pos, end)
+        match = _TEXT_SPECIAL.match(data, found.start(), end) if found else None
         stop = match.start() if match else end
         if stop > pos:
             self._after_cr = False

@@ -50,7 +50,7 @@ from portal.telnet.events import (
     default_flags,
 )
 from portal.telnet.negotiation import Negotiation, Q, Side
-from portal.telnet.parser import _TEXT_SPECIAL, Parse, TelnetParser
+from portal.telnet.parser import _TEXT_START, Parse, TelnetParser
 
 __all__ = ["TelnetProtocol"]
 
@@ -132,7 +132,7 @@ class TelnetProtocol(Negotiation, TelnetParser):
         if (end < 0 or data[end:] != b"\r\n" or self._line or self._discarded
                 or self._state is not Parse.DATA or self._after_cr or self._flags_touched
                 or end > self._max_line or end + 2 > self._max_bytes or self._max_steps < 2
-                or _TEXT_SPECIAL.search(data, 0, end) is not None):
+                or _TEXT_START.search(data, 0, end) is not None):
             return False
         # (no line is under way, so there is none to expire or to time: `_line_started`
         # is None already)
