@@ -125,23 +125,33 @@ class TelnetProtocol(Negotiation, TelnetParser):
         self._run()
 
     def _one_line(self, data: bytes) -> bool:
+        """The common read (`plain_line`), as an event; False (nothing done) otherwise."""
+        text = self.plain_line(data)
+        if text is None:
+            return False
+        self._events.append(LineReceived(text))
+        return True
+
+    def plain_line(self, data: bytes) -> str | None:
         """The common read: one whole line of plain text and its CR LF, at a line start,
-        no backlog, nothing special inside. Taken in one scan, with what `_run` would do
-        (the same event, the same bounds); False (nothing done) for anything else."""
+        no backlog, no event waiting, nothing special inside. Taken in one scan, with what
+        `_run` would do (the same line, the same bounds), and returned: no event is made.
+        None, and nothing done, for anything else (then call `receive_data`)."""
         end = len(data) - 2
         if (end < 0 or data[end:] != b"\r\n" or self._line or self._discarded
                 or self._state is not Parse.DATA or self._after_cr or self._flags_touched
                 or end > self._max_line or end + 2 > self._max_bytes or self._max_steps < 2
+                or self._events or self._eof or self._in_pos < len(self._in)
                 or _TEXT_START.search(data, 0, end) is not None):
-            return False
+            return None
         # (no line is under way, so there is none to expire or to time: `_line_started`
         # is None already)
         try:
-            self._events.append(LineReceived(data[:end].decode(self._text_codec())))
+            text = data[:end].decode(self._text_codec())
         except UnicodeDecodeError:
-            return False  # the parser says so, the usual way
+            return None  # the parser says so, the usual way
         self._after_cr = False  # the LF of this CR LF was taken with it
-        return True
+        return text
 
     @property
     def backlog(self) -> int:

@@ -105,14 +105,21 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         )
 
     def data_received(self, data: bytes) -> None:
-        if self._work.share <= 0:  # no CPU share to account (a load test): no clock at all
+        charged = self._work.share > 0  # (0: no CPU share to account, a load test: no clock)
+        start = time.perf_counter() if charged else 0.0
+        line = self.telnet.plain_line(data) if self._announced_to_handler else None
+        if line is not None:  # the common read: one plain line, straight to the guard
+            self._handler.guard.data_in(self, "text", [line], {})
+        else:
             self.telnet.receive_data(data)
             self._handle_events()
             self._write()
-            if self.telnet.backlog or self._paused:
-                self._after_read()
-            return
-        self._charged(self.telnet.receive_data, data)
+        if charged:
+            end = time.perf_counter()
+            self._work.spend(end - start, end)
+            self._after_read(end)
+        elif self._paused or self.telnet.backlog:
+            self._after_read()
 
     def _charged(self, parse: Callable[[bytes], None], data: bytes) -> None:
         """Parse and handle one slice, and charge the time it took to this connection:
