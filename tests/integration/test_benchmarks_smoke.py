@@ -45,10 +45,11 @@ def test_benchmark_runs(name: str, tmp_path: Path) -> None:
 
 
 def test_a_failed_check_fails_the_benchmark(tmp_path: Path) -> None:
-    """A target the run cannot meet (a longest wait of 0 ms), enforced: exit status 1."""
+    """A target the run cannot meet (1,000 times bare sockets' frames/s), enforced: exit
+    status 1, and the failed check named."""
     env = {**os.environ, "HEARTH_BENCH_RESULTS": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-m", "benchmarks.reload", *SMOKE["reload"],
-                             "--gap-target-ms", "-1", "--targets", "enforce"],
+    result = subprocess.run([sys.executable, "-m", "benchmarks.ipc", *SMOKE["ipc"],
+                             "--ratio-target", "1000", "--targets", "enforce"],
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=90)
     assert result.returncode == 1, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    assert "FAILED checks: reload: longest answer wait <= -1 ms" in result.stdout
+    assert "FAILED checks: batched frames/s ratio >= 1000.00" in result.stdout
