@@ -193,15 +193,16 @@ async def watch_rss(pid: int, stop: asyncio.Event) -> int:
     return peak
 
 
-async def after_attack(pid: int) -> tuple[int, float]:
-    """The portal's (RSS, CPU %) once `AFTER` seconds have passed since the attack ended
-    (the CPU share is that of the last second)."""
+async def after_attack(pid: int, after: float = AFTER) -> tuple[int, float]:
+    """The portal's (RSS, CPU %) once `after` seconds have passed since the attack ended
+    (the CPU share is that of the last second, or of all of `after` if shorter)."""
+    window = min(1.0, after)
     try:
         proc = psutil.Process(pid)
-        await asyncio.sleep(AFTER - 1.0)
+        await asyncio.sleep(after - window)
         before = sum(proc.cpu_times()[:2])
-        await asyncio.sleep(1.0)
-        return proc.memory_info().rss, 100.0 * (sum(proc.cpu_times()[:2]) - before)
+        await asyncio.sleep(window)
+        return proc.memory_info().rss, 100.0 * (sum(proc.cpu_times()[:2]) - before) / window
     except psutil.Error:
         return 0, 0.0
 
@@ -229,7 +230,7 @@ async def run_pattern(pattern: str, ports: dict[str, Any], witness: Witness, por
             out, _ = await proc.communicate()
         stop.set()
         row["peak_rss"] = await rss
-    row["after_rss"], row["after_cpu"] = await after_attack(portal)
+    row["after_rss"], row["after_cpu"] = await after_attack(portal, args.after)
     row["attacker"] = out.decode(errors="replace").strip()
     return row
 
@@ -293,6 +294,7 @@ def checks(data: dict[str, Any], max_ratio: float) -> Checks:
     Targets: each pattern's p99 under `max_ratio` times the idle p99, and the portal back
     under 10% of a core `AFTER` seconds after the attacker closed."""
     found = Checks()
+    after = data["settings"].get("after", AFTER)
     found.correct("portal and server kept running", not data["restarted"],
                   ", ".join(data["restarted"]) or "yes")
     found.correct("witness stayed connected", data["witness_connected"])
@@ -302,7 +304,7 @@ def checks(data: dict[str, Any], max_ratio: float) -> Checks:
         if max_ratio and not row.get("failure"):
             found.target(f"{row['pattern']}: p99 < {max_ratio:g}x idle",
                          row["ratio"] < max_ratio, f"{row['ratio']:.2f}x")
-        found.target(f"{row['pattern']}: portal CPU < 10% {AFTER:g} s after",
+        found.target(f"{row['pattern']}: portal CPU < 10% {after:g} s after",
                      row.get("after_cpu", 0.0) < 10, f"{row.get('after_cpu', 0.0):.0f}%")
     return found
 
@@ -319,13 +321,16 @@ def report(data: dict[str, Any], max_ratio: float) -> None:
     print(table(f"hostile: witness round trip while one attacker streams for "
                 f"{data['settings']['duration']:g} s (ratio to idle p99 of this run)",
                 ["pattern", "pings", "p50 ms", "p99 ms", "max ms", "ratio", "target",
-                 "portal peak RSS MB", f"RSS MB {AFTER:g} s after", "CPU % then",
+                 "portal peak RSS MB", f"RSS MB {data['settings'].get('after', AFTER):g} s after",
+                 "CPU % then",
                  "attacker"], out))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per attack")
+    parser.add_argument("--after", type=float, default=AFTER,
+                        help="seconds after an attack before the portal's RSS and CPU are read")
     parser.add_argument("--idle", type=float, default=0.0,
                         help="seconds of idle pinging for the baseline (default: --duration)")
     parser.add_argument("--patterns", default=",".join(PATTERNS))

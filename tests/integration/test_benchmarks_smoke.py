@@ -22,7 +22,7 @@ SMOKE = {
             "--warmup", "0.1"],
     "web": ["--sessions", "10", "--clients", "3", "--duration", "0.3", "--warmup", "0.1"],
     "startup": ["--repeats", "1", "--no-cached"],
-    "hostile": ["--duration", "0.5", "--patterns", "toggles,newlines,gmcp_poison,conn_flood"],
+    "hostile": ["--duration", "0.5", "--after", "0.3", "--patterns", "toggles,newlines,gmcp_poison,conn_flood"],
     "reload": ["--clients", "3", "--warmup", "0.2", "--quiet", "0.2", "--settle", "0.2",
                "--hang-timeout", "2"],
     "world": ["--quick"],
