@@ -194,6 +194,7 @@ class GameRunner:
         stop_games_on_sigterm()
         self.dir = root / "game"
         self.pids: set[int] = set()
+        self._port: int | None = None
         if self.dir.exists() and any(self.dir.iterdir()):
             raise FileExistsError(f"{self.dir} exists and is not empty")
         shutil.copytree(template, self.dir, dirs_exist_ok=True,
@@ -215,6 +216,8 @@ class GameRunner:
 
     def cli(self, *args: str, timeout: float = 90.0, check: bool = False,
             input: str | None = None) -> subprocess.CompletedProcess[str]:
+        if args[:1] != ("status",):
+            self._port = None
         return run([sys.executable, "run.py", "--game-dir", str(self.dir), *args],
                    timeout=timeout, check=check, input=input)
 
@@ -242,7 +245,11 @@ class GameRunner:
 
     @property
     def port(self) -> int:
-        return int(self.status()["ports"]["telnet"])
+        """The telnet port (asked once: the supervisor holds it across restarts of the
+        portal; any command but `status` may change it and forgets it here)."""
+        if self._port is None:
+            self._port = int(self.status()["ports"]["telnet"])
+        return self._port
 
     def pid_of(self, role: str) -> int:
         return int(self.status()[role]["pid"])
