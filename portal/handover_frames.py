@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import msgspec
@@ -114,8 +114,9 @@ class WebRecord(msgspec.Struct, frozen=True, kw_only=True):
     """One web session (websocket or ajax) without its connection.
 
     `wire` names its wire format (`portal.web.wire.FORMATS`), `bound` says its csessid is
-    a header's secret; `waiting` is the output its page has not read yet (encoded for
-    that format); `input`, `delayed` and `announced` as in `SessionMove`.
+    a header's secret; `waiting` is the output its page has not read yet, encoded for
+    that format (`pack_messages`: (text?, bytes) each, as a websocket has text and binary
+    messages); `input`, `delayed` and `announced` as in `SessionMove`.
     """
 
     protocol_key: str
@@ -124,7 +125,7 @@ class WebRecord(msgspec.Struct, frozen=True, kw_only=True):
     cuid: str
     bound: bool = False
     wire: str = "v1.evennia.com"
-    waiting: list[str | bytes] = msgspec.field(default_factory=list)
+    waiting: list[tuple[bool, bytes]] = msgspec.field(default_factory=list)
     input: list[InputItem] = msgspec.field(default_factory=list)
     delayed: list[tuple[str, list[Any], dict[str, Any]]] = msgspec.field(default_factory=list)
     announced: bool = False
@@ -205,6 +206,15 @@ def batches(moves: Sequence[tuple[SessionMove, int]]) -> Iterator[tuple[SessionB
         size += length
     if group:
         yield SessionBatch(moves=group), fds
+
+
+def pack_messages(messages: Iterable[str | bytes]) -> list[tuple[bool, bytes]]:
+    """Websocket or ajax messages for `WebRecord.waiting` (text keeps its kind)."""
+    return [(True, m.encode("utf-8")) if isinstance(m, str) else (False, m) for m in messages]
+
+
+def unpack_messages(packed: Iterable[tuple[bool, bytes]]) -> list[str | bytes]:
+    return [data.decode("utf-8", "replace") if text else data for text, data in packed]
 
 
 def record_size(record: WebRecord) -> int:

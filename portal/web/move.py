@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ipc.frames import SYNCED_FIELDS, InputItem, load_sync_data_into
-from portal.handover_frames import WebRecord, fits
+from portal.handover_frames import WebRecord, fits, pack_messages, unpack_messages
 from portal.web.server import WebServer
 from portal.web.sessions import WEBSOCKET, AjaxSession, WebSession, WebsocketSession
 from portal.web.wire import FORMATS, V1, Message
@@ -77,7 +77,7 @@ class WebHandOut:
         return WebRecord(protocol_key=session.key, session=session.get_sync_data(),
                          csessid=session.csessid or "", cuid=session.cuid,
                          bound=session.bound, wire=session.format.name,
-                         waiting=session.unread_output(), input=items,
+                         waiting=pack_messages(session.unread_output()), input=items,
                          delayed=handler.take_delayed(session),
                          announced=handler.announced(session))
 
@@ -88,7 +88,7 @@ class WebHandOut:
             return record
         fmt = FORMATS.get(record.wire, FORMATS[V1])
         lost = fmt.encode_text(LOST, record.session.protocol_flags, prompt=False)
-        smaller = WebRecord(**{**_fields(record), "waiting": [lost]})
+        smaller = WebRecord(**{**_fields(record), "waiting": pack_messages([lost])})
         return smaller if fits(smaller) else None
 
     def commit(self) -> None:
@@ -126,15 +126,16 @@ def adopt(server: WebServer, record: WebRecord) -> WebSession:
     fmt = FORMATS.get(record.wire, FORMATS[V1])
     session: WebSession
     admitted: str | None = None
+    waiting = unpack_messages(record.waiting)
     if record.protocol_key == WEBSOCKET:
         websocket = WebsocketSession(hub, fmt, record.csessid, record.cuid, record.bound)
-        websocket.waiting = list(record.waiting)
-        websocket.waiting_bytes = sum(len(m) for m in record.waiting)
+        websocket.waiting = waiting
+        websocket.waiting_bytes = sum(len(m) for m in waiting)
         websocket.detached_at = time.monotonic()
         session = websocket
     else:
         ajax = AjaxSession(hub, fmt, record.csessid, record.cuid)
-        for message in record.waiting:
+        for message in waiting:
             ajax.channel.push(_text(message))
         if handler.admit(data.address) is None:  # counted here too, never refused now
             admitted = data.address
