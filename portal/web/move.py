@@ -64,10 +64,12 @@ class WebHandOut:
             if session.ended or session.moved_out or session.sessid not in handler.sessions:
                 continue
             session.stop_input(True)
-            record = self._fitting(self._record(session, held.get(session.sessid, [])))
+            whole = self._record(session, held.get(session.sessid, []))
+            record = self._fitting(whole)
             if record is None:
                 log.warning("web session %d: too big to move; it is closed", session.sessid)
                 session.stop_input(False)
+                replay_delayed(session, whole)
                 continue
             self.moves.append((session, record))
         return self.moves
