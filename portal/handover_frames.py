@@ -10,7 +10,8 @@ their `SessionMove`s (SCM_RIGHTS): a `SessionBatch` carries as many as fit in on
 
     old -> new   MoveHello(version)
     old -> new   SessionBatch (connections with their descriptors, in order) ...
-    old -> new   MoveDone(run_id, next_sessid, next_seq, next_mode, sessions)
+    old -> new   WebBatch (web sessions: no descriptor, their pages reconnect) ...
+    old -> new   MoveDone(run_id, next_sessid, next_seq, next_mode, sessions, web)
     new -> old   Taken(ok, message)       the new portal holds every connection now
     old -> new   LetGo()                  the old portal closed its ipc listener
     new -> old   Bound(ok, message)       the new portal listens on portal.sock
@@ -18,21 +19,27 @@ their `SessionMove`s (SCM_RIGHTS): a `SessionBatch` carries as many as fit in on
 Anything else, or the socket closing before `Bound`, means the hand-over failed: the old
 portal still holds every descriptor and goes on serving. Every frame is a tagged msgspec
 Struct; new fields get defaults (a newer portal may take over from an older one, which
-sends one `SessionMove` per message, version 1).
+sends one `SessionMove` per message, version 1, and no `WebBatch` before version 3).
+
+A web session's connection cannot move (a websocket's or a poll's TCP stream belongs to
+the page), but its session can: the old portal sends each live one's state (`WebRecord`),
+then tells its page to reconnect and closes the connection; the new portal holds it
+detached, logged in, with its unread output, until the page comes back (by its secret,
+or its csessid from its own address, as after a refresh) or `web_linger` ends it.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import msgspec
 
 from ipc.frames import InputItem, Mode, SessionData
 
-MOVE_VERSION = 2
+MOVE_VERSION = 3  # 3: web sessions move (WebBatch)
 # A session bigger than one message (huge server_data) is not moved.
 MAX_MESSAGE = 160 * 1024  # under the default socket buffer (net.core.wmem_max)
 MAX_FDS = 250  # descriptors per message (the kernel's SCM_MAX_FD is 253)
@@ -103,14 +110,43 @@ class SessionBatch(MoveFrame, frozen=True):
     moves: list[SessionMove]
 
 
+class WebRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One web session (websocket or ajax) without its connection.
+
+    `wire` names its wire format (`portal.web.wire.FORMATS`), `bound` says its csessid is
+    a header's secret; `waiting` is the output its page has not read yet, encoded for
+    that format (`pack_messages`: (text?, bytes) each, as a websocket has text and binary
+    messages); `input`, `delayed` and `announced` as in `SessionMove`.
+    """
+
+    protocol_key: str
+    session: SessionData
+    csessid: str
+    cuid: str
+    bound: bool = False
+    wire: str = "v1.evennia.com"
+    waiting: list[tuple[bool, bytes]] = msgspec.field(default_factory=list)
+    input: list[InputItem] = msgspec.field(default_factory=list)
+    delayed: list[tuple[str, list[Any], dict[str, Any]]] = msgspec.field(default_factory=list)
+    announced: bool = False
+
+
+class WebBatch(MoveFrame, frozen=True):
+    """Several web sessions (no descriptors)."""
+
+    records: list[WebRecord]
+
+
 class MoveDone(MoveFrame, frozen=True):
-    """The link's counters, so nothing is renumbered; `sessions` moved in all."""
+    """The link's counters, so nothing is renumbered; `sessions` connections and `web`
+    web sessions moved in all."""
 
     run_id: str
     next_sessid: int
     next_seq: int
     next_mode: Mode
     sessions: int
+    web: int = 0
 
 
 class Taken(MoveFrame, frozen=True):
@@ -127,7 +163,7 @@ class Bound(MoveFrame, frozen=True):
     message: str = ""
 
 
-Move = MoveHello | SessionMove | SessionBatch | MoveDone | Taken | LetGo | Bound
+Move = MoveHello | SessionMove | SessionBatch | WebBatch | MoveDone | Taken | LetGo | Bound
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Move)
@@ -170,6 +206,44 @@ def batches(moves: Sequence[tuple[SessionMove, int]]) -> Iterator[tuple[SessionB
         size += length
     if group:
         yield SessionBatch(moves=group), fds
+
+
+def pack_messages(messages: Iterable[str | bytes]) -> list[tuple[bool, bytes]]:
+    """Websocket or ajax messages for `WebRecord.waiting` (text keeps its kind)."""
+    return [(True, m.encode("utf-8")) if isinstance(m, str) else (False, m) for m in messages]
+
+
+def unpack_messages(packed: Iterable[tuple[bool, bytes]]) -> list[str | bytes]:
+    return [data.decode("utf-8", "replace") if text else data for text, data in packed]
+
+
+def record_size(record: WebRecord) -> int:
+    """Bytes `record` takes in a `WebBatch`."""
+    return len(_encoder.encode(record))
+
+
+def fits(record: WebRecord) -> bool:
+    """Whether `record` can travel (alone) in one message."""
+    return record_size(record) + BATCH_ENVELOPE <= MAX_MESSAGE
+
+
+def web_batches(records: Sequence[WebRecord]) -> Iterator[WebBatch]:
+    """`records` grouped into batches of at most MAX_MESSAGE bytes, in order. ValueError
+    for a record too big to move (`fits` says so beforehand)."""
+    group: list[WebRecord] = []
+    size = BATCH_ENVELOPE
+    for record in records:
+        length = record_size(record)
+        if length + BATCH_ENVELOPE > MAX_MESSAGE:
+            raise ValueError(f"web session {record.session.sessid}: {length} bytes is too big "
+                             "to move")
+        if group and size + length > MAX_MESSAGE:
+            yield WebBatch(records=group)
+            group, size = [], BATCH_ENVELOPE
+        group.append(record)
+        size += length
+    if group:
+        yield WebBatch(records=group)
 
 
 # ---------------------------------------------------------------- the channel (blocking)

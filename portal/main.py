@@ -47,6 +47,7 @@ from portal.sessions import MSG_DOWN, PortalSessionHandler
 from portal.ssh import server as ssh
 from portal.telnet.session import TelnetSession
 from portal.tls import certificate_paths, server_context
+from portal.web.move import WebHandOut, WebTakeOver
 from portal.web.server import WebServer
 
 log = logging.getLogger("portal")
@@ -177,9 +178,16 @@ class PortalProcess(ChildProcess):
                                           runtime_paths(self.env.game_dir).keys,
                                           portal.tls_cert, portal.tls_key, portal.interface)
             tls = {"ssl": server_context(cert, key), "ssl_handshake_timeout": 10.0}
-        if self.web is None:  # a portal that resumes after a failed move keeps its pages
-            self.web = WebServer.create(self.handler, portal, self.settings.game.name)
-        await self.serve("web", portal.web_port, self.web.connection, **tls)
+        await self.serve("web", portal.web_port, self.web_server().connection, **tls)
+
+    def web_server(self) -> WebServer:
+        """The web door's shared state, made once: a portal that resumes after a failed
+        move keeps its pages, and one that takes over adopts web sessions before it
+        listens."""
+        if self.web is None:
+            self.web = WebServer.create(self.handler, self.settings.portal,
+                                        self.settings.game.name)
+        return self.web
 
     def mssp(self) -> dict[str, str]:
         return {
@@ -269,8 +277,8 @@ class PortalProcess(ChildProcess):
     # ------------------------------------------------------------ hand-over: old portal
 
     async def hand_out(self, path: str) -> None:
-        """Move every plain telnet connection to the new portal at `path` (see
-        portal/move/handover); tell the supervisor how it went; exit once it is done.
+        """Move every plain telnet connection and every web session to the new portal at
+        `path` (see portal/move/handover); tell the supervisor how it went; exit once it is done.
         On any failure before the new portal is bound, go on serving as before."""
         if self.moving:
             return
@@ -300,7 +308,8 @@ class PortalProcess(ChildProcess):
             channel.close()
             return False, str(exc)
         self.forget_closed()
-        out = HandOut(self.handler, self.connections, timeout)
+        out = HandOut(self.handler, self.connections, timeout,
+                      WebHandOut(self.web) if self.web is not None else None)
         with channel:
             self.stop_accepting()
             try:
@@ -380,7 +389,8 @@ class PortalProcess(ChildProcess):
         clock = Stopwatch()
         timeout = self.settings.supervisor.reload_timeout
         takeover = TakeOver(self.handler, self.telnet_session,
-                            refuse=os.environ.get(TEST_TAKEOVER) == "fail-take")
+                            refuse=os.environ.get(TEST_TAKEOVER) == "fail-take",
+                            web=WebTakeOver(self.web_server()))
         with channel:
             try:
                 refusal = await takeover.receive(channel, timeout)
@@ -394,8 +404,9 @@ class PortalProcess(ChildProcess):
             clock.lap("let go and bound")
         await takeover.go_live()
         clock.lap("live")
-        log.info("portal took over %d connections (%s); ready: %s", len(takeover.adopted),
-                 clock, self.ports)
+        log.info("portal took over %d connections and %d web sessions (%s); ready: %s",
+                 len(takeover.adopted), takeover.web.adopted if takeover.web else 0, clock,
+                 self.ports)
         return takeover
 
     async def bind_after_old(self, channel: socket.socket, refusal: str) -> bool:

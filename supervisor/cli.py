@@ -470,7 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
                        ("reload", "replace the server with new code; players stay connected"),
                        ("reset", "as reload, with cold-start hooks"),
                        ("reload-portal", "replace the portal with a new one; plain telnet "
-                        "players stay connected, TLS players are asked to reconnect"),
+                        "players stay connected, web pages reconnect logged in, TLS and SSH "
+                        "players are asked to reconnect"),
                        ("reboot", "restart portal and server; players are disconnected")):
         command(name, text).set_defaults(func=cmd_simple)
     status = command("status", "show processes, ports and sessions")

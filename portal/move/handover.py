@@ -1,14 +1,16 @@
 """The old portal's side of a live hand-over (`run.py reload-portal`): stop every plain
 telnet session, send each with its socket to the new portal, then forget them, or take
 them back if the new portal fails (portal/handover_frames has the exchange,
-portal/move/takeover the new portal's side).
+portal/move/takeover the new portal's side). Web sessions move without their
+connections: the web door does its part (`WebMover`, portal/web/move.py).
 
 The order, driven by `PortalProcess.move_all`:
 
     freeze()          send the server no more input; wait until it answered what it has
     detach_server()   (ipc listener closed) the server sends all its output and closes its
                       link; it holds what comes next and redials: nothing it sends is lost
-    stop_sessions()   take each session's state (reading stops, MCCP2 ends)
+    stop_sessions()   take each session's state (reading stops, MCCP2 ends; web
+                      sessions: their records, their input stops)
     send_while_draining(channel)
                       the sessions in batches, then the counters, until Taken (a worker
                       thread); meanwhile the output already rendered is written out (the
@@ -27,8 +29,10 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Protocol
 
+from ipc.frames import InputItem
 from portal.handover_frames import (
     Bound,
     LetGo,
@@ -36,10 +40,13 @@ from portal.handover_frames import (
     MoveHello,
     SessionMove,
     Taken,
+    WebRecord,
     batches,
     receive_move,
     send_move,
+    web_batches,
 )
+from portal.session import PortalSession
 from portal.sessions import PortalSessionHandler
 from portal.telnet.session import TelnetSession
 
@@ -47,6 +54,15 @@ log = logging.getLogger("portal")
 
 RECONNECT = "The portal is being upgraded; please reconnect."
 Moving = tuple[TelnetSession, SessionMove, int]  # the session, its state, its descriptor
+
+
+class WebMover(Protocol):
+    """The web door's part of a hand-over (`portal.web.move.WebHandOut`)."""
+
+    def stop(self, held: dict[int, list[InputItem]]
+             ) -> Sequence[tuple[PortalSession, WebRecord]]: ...
+    def commit(self) -> None: ...
+    def undo(self) -> None: ...
 
 
 class MoveFailed(RuntimeError):
@@ -58,15 +74,18 @@ class HandOut:
     ones move) by the portal whose sessions `handler` holds."""
 
     def __init__(self, handler: PortalSessionHandler, connections: Iterable[TelnetSession],
-                 timeout: float) -> None:
+                 timeout: float, web: WebMover | None = None) -> None:
         self.handler = handler
         self.connections = list(connections)
         self.timeout = timeout
+        self.web = web
         self.moves: list[Moving] = []
+        self.web_moves: list[tuple[PortalSession, WebRecord]] = []
         self.clock = Stopwatch()
 
     def report(self) -> str:
-        return f"{len(self.moves)} connections moved; {self.clock}"
+        web = f", {len(self.web_moves)} web sessions" if self.web_moves else ""
+        return f"{len(self.moves)} connections{web} moved; {self.clock}"
 
     async def freeze(self) -> None:
         """Send the server no more input and wait until it answered what it has."""
@@ -89,6 +108,8 @@ class HandOut:
                 taken = session.move_out(held)
                 if taken is not None:
                     self.moves.append((session, *taken))
+        if self.web is not None:
+            self.web_moves = list(self.web.stop(held))
         self.clock.lap("sessions stopped")
 
     async def send_while_draining(self, channel: socket.socket) -> None:
@@ -116,18 +137,23 @@ class HandOut:
         send_move(channel, MoveHello(pid=os.getpid()))
         for batch, fds in batches([(move, fd) for _, move, fd in self.moves]):
             send_move(channel, batch, fds)
+        for web in web_batches([record for _, record in self.web_moves]):
+            send_move(channel, web)
         next_sessid, next_seq, mode = self.handler.next_ids()
         send_move(channel, MoveDone(run_id=self.handler.run_id, next_sessid=next_sessid,
                                     next_seq=next_seq, next_mode=mode,
-                                    sessions=len(self.moves)))
+                                    sessions=len(self.moves), web=len(self.web_moves)))
         expect_ok(channel, Taken, "the new portal did not take the connections")
 
     def commit(self) -> None:
-        """The new portal holds them: forget them here; tell the players whose connection
-        cannot move (TLS here; SSH and web sessions too) why, and close it."""
+        """The new portal holds them: forget them here (web pages are sent there); tell
+        the players whose connection cannot move (TLS here; SSH too) why, and close it."""
         for session, _, _ in self.moves:
             session.moved()
-        self.handler.moved([session for session, _, _ in self.moves])
+        self.handler.moved([*(session for session, _, _ in self.moves),
+                            *(session for session, _ in self.web_moves)])
+        if self.web is not None:
+            self.web.commit()
         unmoved = {*self.handler.sessions.values(),
                    *(s for s in self.connections if not s.moved_out)}
         for left in unmoved:
@@ -150,6 +176,8 @@ class HandOut:
                 session.moved_out = False
                 self.handler.adopt(session, move.announced, move.input)
             session.stay()
+        if self.web is not None:
+            self.web.undo()
         self.handler.adopted()
         self.handler.thaw_input()
 

@@ -14,8 +14,17 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable
+from typing import Protocol
 
-from portal.handover_frames import MoveDone, MoveHello, SessionBatch, SessionMove, receive_move
+from portal.handover_frames import (
+    MoveDone,
+    MoveHello,
+    SessionBatch,
+    SessionMove,
+    WebBatch,
+    WebRecord,
+    receive_move,
+)
 from portal.sessions import PortalSessionHandler
 from portal.telnet.session import TelnetSession
 
@@ -24,15 +33,26 @@ log = logging.getLogger("portal")
 Adopt = Callable[[SessionMove, socket.socket], None]
 
 
+class WebTaker(Protocol):
+    """The web door's part of a take-over (`portal.web.move.WebTakeOver`)."""
+
+    @property
+    def adopted(self) -> int: ...
+    def adopt(self, record: WebRecord) -> None: ...
+    def replay_delayed(self) -> None: ...
+
+
 class TakeOver:
     """Adopt the old portal's connections: `new_session(protocol_key)` makes (and
     remembers) a session; `refuse` (a test hook) takes nothing and says so."""
 
     def __init__(self, handler: PortalSessionHandler,
-                 new_session: Callable[[str], TelnetSession], refuse: bool = False) -> None:
+                 new_session: Callable[[str], TelnetSession], refuse: bool = False,
+                 web: WebTaker | None = None) -> None:
         self.handler = handler
         self.new_session = new_session
         self.refuse = refuse
+        self.web = web
         self.adopted: list[tuple[TelnetSession, socket.socket]] = []
 
     async def receive(self, channel: socket.socket, timeout: float) -> str:
@@ -41,16 +61,27 @@ class TakeOver:
         `connection_made`, whatever it paused), and bytes read here would die with this
         portal if the hand-over still failed."""
         self.handler.taking_over()
-        done = await MoveReceiver(channel, self._adopt).receive(timeout)
+        done = await MoveReceiver(channel, self._adopt, self._adopt_web).receive(timeout)
         if self.refuse:
             return "test: this portal refuses the connections"
         if len(self.adopted) != done.sessions:
             return f"{len(self.adopted)} connections came of {done.sessions}"
+        web = self.web.adopted if self.web is not None else 0
+        if web != done.web:
+            return f"{web} web sessions came of {done.web}"
         self.handler.adopt_run(done.run_id, done.next_sessid, done.next_seq, done.next_mode)
         for session, _ in self.adopted:
             session.replay_delayed()
+        if self.web is not None:
+            self.web.replay_delayed()
         self.handler.adopted()
         return ""
+
+    def _adopt_web(self, record: WebRecord) -> None:
+        if self.web is None:
+            raise ValueError("web sessions came to a portal that cannot take them")
+        if not self.refuse:
+            self.web.adopt(record)
 
     def _adopt(self, move: SessionMove, sock: socket.socket) -> None:
         if self.refuse:
@@ -79,14 +110,17 @@ class TakeOver:
 
 class MoveReceiver:
     """Receive `MoveHello`, the connections (`SessionBatch`, or one `SessionMove` a message
-    from a version-1 portal), then `MoveDone`. `adopt(move, sock)` owns each socket it is
-    given; a socket received with a message that fails is closed here."""
+    from a version-1 portal), the web sessions (`WebBatch`, to `adopt_web`), then
+    `MoveDone`. `adopt(move, sock)` owns each socket it is given; a socket received with
+    a message that fails is closed here."""
 
     PER_TURN = 4  # messages read per loop turn: the loop goes on heartbeating
 
-    def __init__(self, channel: socket.socket, adopt: Adopt) -> None:
+    def __init__(self, channel: socket.socket, adopt: Adopt,
+                 adopt_web: Callable[[WebRecord], None] | None = None) -> None:
         self.channel = channel
         self.adopt = adopt
+        self.adopt_web = adopt_web
         self.hello = False
         self.moved = 0  # connections handed to `adopt`
         self._done: asyncio.Future[MoveDone] | None = None
@@ -141,6 +175,12 @@ class MoveReceiver:
                 moves = [frame]
             case SessionBatch(moves=moves):
                 pass
+            case WebBatch(records=records):
+                if self.adopt_web is None:
+                    raise ValueError("web sessions in a hand-over that takes none")
+                for record in records:
+                    self.adopt_web(record)
+                return None
             case _:
                 close_all(fds)
                 raise ValueError(f"unexpected {type(frame).__name__} in a hand-over")

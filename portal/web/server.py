@@ -32,7 +32,7 @@ import re
 import socket
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
@@ -148,6 +148,13 @@ class WebServer:
     hub: WebHub
     static: StaticFiles
     trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+    connections: set[WebConnection] = field(default_factory=set)  # open, for a hand-over
+    moving: bool = False  # a hand-over runs: ajax requests are parked (`portal.web.move`)
+
+    def unpark(self) -> None:
+        """A hand-over failed: answer the ajax requests it parked."""
+        for connection in list(self.connections):
+            connection.unpark()
 
     @classmethod
     def create(cls, handler: PortalSessionHandler, settings: PortalSettings,
@@ -191,11 +198,13 @@ class WebConnection(asyncio.Protocol):
         self.closed = False
         self.peer_closed = False  # the page's close frame was handled
         self.waiting: asyncio.TimerHandle | None = None  # an ajax request waits its turn
+        self.parked: Request | None = None  # an ajax request that came during a hand-over
 
     # ------------------------------------------------------------ asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
+        self.server.connections.add(self)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -228,6 +237,8 @@ class WebConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.server.connections.discard(self)
+        self.parked = None
         for handle in (self.more, self.waiting):
             if handle is not None:
                 handle.cancel()
@@ -290,7 +301,8 @@ class WebConnection(asyncio.Protocol):
             self.paused.add(reason)
         else:
             self.paused.discard(reason)
-            if reason != "budget" and "budget" in self.paused and not self._blocked():
+            if reason != "budget" and not self._blocked() and (
+                    "budget" in self.paused or (self.wsin is not None and self.wsin.backlog)):
                 self._schedule_more()  # what waited to be parsed may go on now
         transport = self.transport
         if transport is None or transport.is_closing() or was == bool(self.paused):
@@ -537,6 +549,9 @@ class WebConnection(asyncio.Protocol):
     # ------------------------------------------------------------ ajax
 
     def _ajax(self, request: Request) -> None:
+        if self.server.moving:  # answered after the hand-over, by this portal or the next
+            self.parked = request
+            return
         parsed = parse_form(request.body)
         if isinstance(parsed, str):
             self._respond(400, JSON, json.dumps({"error": parsed}).encode())
@@ -576,6 +591,44 @@ class WebConnection(asyncio.Protocol):
             case _:  # close
                 session.end("the page closed")
                 self._respond(200, JSON, b'""')
+
+    # ------------------------------------------------------------ portal hand-over
+
+    def hand_out(self) -> None:
+        """(Old portal, the move is done; `portal.web.move`) Nothing more of this HTTP
+        connection is served here. A held or parked poll is answered empty with
+        `Connection: close`: the page's next poll reaches the new portal. Another parked
+        or waiting request is dropped unanswered (a browser resends a request on a reused
+        connection that closed without an answer; if not, the page opens its session
+        again). An idle connection is closed. Websockets are closed by their session."""
+        transport = self.transport
+        if self.ws is not None or transport is None or transport.is_closing():
+            return
+        parked = parse_form(self.parked.body) if self.parked is not None else None
+        poll = self.held is not None or (
+            isinstance(parked, AjaxRequest) and parked.mode == "receive")
+        if self.held is not None:
+            session, answer = self.held
+            self.held = None
+            session.poll_lost(answer)
+        if self.waiting is not None:
+            self.waiting.cancel()
+            self.waiting = None
+            transport.abort()
+        elif poll:
+            self.parked = None
+            self._respond(200, JSON, b'""', close=True)
+        elif self.parked is not None:
+            transport.abort()
+        else:
+            transport.close()
+
+    def unpark(self) -> None:
+        request, self.parked = self.parked, None
+        if request is not None and not self.closed:
+            start = time.perf_counter()
+            self._ajax(request)
+            self._charge(start)
 
     def _ajax_again(self, request: Request) -> None:
         self.waiting = None

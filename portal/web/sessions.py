@@ -90,6 +90,7 @@ class WebSession(PortalSession):
         self.cuid = cuid
         self.bound = bound  # csessid is a secret from a header (only it resumes the session)
         self.ended = False
+        self.moved_out = False  # a portal hand-over gave it to the new portal
         self._write_scheduled = False
         self._logged_in = False
 
@@ -103,6 +104,11 @@ class WebSession(PortalSession):
         if value and not self._logged_in and self.sessid:
             self.send_default("logged_in", [], {})
         self._logged_in = value
+
+    def restore_login(self, logged_in: bool) -> None:
+        """Adopted from the old portal: logged in as it was, without telling a page that
+        is not there (its return is told, as after a refresh)."""
+        self._logged_in = logged_in
 
     # ------------------------------------------------------------ input
 
@@ -165,7 +171,7 @@ class WebSession(PortalSession):
 
     def end(self, reason: str, code: int = 1000) -> None:
         """Forget the session everywhere; close its connection if it has one."""
-        if self.ended:
+        if self.ended or self.moved_out:
             return
         self.ended = True
         self.hub.forget(self)
@@ -187,6 +193,29 @@ class WebSession(PortalSession):
 
     def sweep(self, now: float) -> None:
         raise NotImplementedError
+
+    # ------------------------------------------------------------ portal hand-over
+
+    def unread_output(self) -> list[Message]:
+        """Output its page has not read yet (it moves with the session)."""
+        raise NotImplementedError
+
+    def stop_input(self, stopped: bool) -> None:
+        """A hand-over takes (True) or gives back (False) this session: no input is taken
+        meanwhile."""
+        raise NotImplementedError
+
+    def hand_out(self) -> None:
+        """The new portal holds this session now: forget it here without ending it in the
+        game, and send its page to the new portal."""
+        self.moved_out = True
+        self.hub.forget(self)
+
+    def take_back(self) -> None:
+        """The hand-over failed after `hand_out`: this portal holds it again, detached
+        until its page comes back (the caller gives it back to the handler)."""
+        self.moved_out = False
+        self.hub.add(self, None)
 
 
 class WebsocketSession(WebSession):
@@ -290,6 +319,29 @@ class WebsocketSession(WebSession):
         elif action == "ping" and not self.pinged and self.link is not None:
             self.pinged = True
             self.hub.ping(self.link)
+
+    def unread_output(self) -> list[Message]:
+        return list(self.waiting)
+
+    def stop_input(self, stopped: bool) -> None:
+        if self.link is not None:
+            self.hub.pause(self.link, stopped, "handover")
+
+    def hand_out(self) -> None:
+        """Tell the page to reconnect (it does, within a second, to the new portal, which
+        has its unread output) and close its socket with 1012 (service restart)."""
+        super().hand_out()
+        link, self.link = self.link, None
+        if link is None:
+            return
+        close = self.format.encode_oob("connection_close", [""], {"restarting": True})
+        link.send_messages([close] if close is not None else [])
+        link.close_link(1012, "the portal is being upgraded")
+
+    def take_back(self) -> None:
+        super().take_back()
+        if self.link is None and self.detached_at is None:
+            self.detached_at = time.monotonic()
 
 
 class AjaxSession(WebSession):
@@ -424,6 +476,21 @@ class AjaxSession(WebSession):
                      keepalive=self.hub.keepalive, linger=self.hub.linger)
         if action == "end":
             self.end("the page stopped polling")
+
+    def unread_output(self) -> list[Message]:
+        return list(self.channel.queue)
+
+    def stop_input(self, stopped: bool) -> None:
+        """(The web server parks every ajax request while a hand-over runs.)"""
+
+    def hand_out(self) -> None:
+        """Answer the input requests waiting on the game: that input moves. The held poll
+        is answered by its connection (`WebConnection.hand_out`), so the page's next poll
+        reaches the new portal."""
+        super().hand_out()
+        answers, self.held_inputs = self.held_inputs, []
+        for answer in answers:
+            answer()
 
 
 def _page_key(session: WebSession) -> tuple[str, str, bool]:

@@ -9,8 +9,11 @@ order, and the connection must never drop. Every wait is bounded.
 from __future__ import annotations
 
 import asyncio
+import http.client
+import json
 import re
 import time
+import urllib.parse
 import zlib
 from typing import Any
 
@@ -371,6 +374,58 @@ def test_a_failing_new_portal_changes_nothing(game_factory: type[GameRunner],
     assert game.pid_of("server") == server
 
 
+@pytest.mark.parametrize("how", ["fail-take", "fail-bind"])
+def test_web_sessions_stay_when_the_new_portal_fails(game_factory: type[GameRunner],
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     how: str) -> None:
+    """Before the commit (fail-take) a web page notices nothing; after it (fail-bind) its
+    page was sent away, and comes back to the old portal, logged in."""
+    from websockets.asyncio.client import connect
+
+    from tests.integration.test_web_protocol import ajax, until
+
+    monkeypatch.setenv(TEST_TAKEOVER, how)
+    game = game_factory({"portal": {"web_port": 0}})
+    game.start()
+    web = int(game.status()["ports"]["web"])
+    old_portal = game.pid_of("portal")
+    page = {"csessid": "ajaxpage", "cuid": "u1"}
+    url = f"ws://127.0.0.1:{web}/ws?page1&c1&testbrowser"
+
+    async def scenario() -> None:
+        ws = await connect(url, subprotocols=["v1.evennia.com"],  # type: ignore[list-item]
+                           open_timeout=TIMEOUT)
+        await until(ws, "create")
+        await ws.send('["text", ["create webby secret1"], {}]')
+        await until(ws, "Hearth Hall")
+        ajax(web, mode="init", **page)
+        ajax(web, mode="input", data='["text", ["create andy secret1"], {}]', **page)
+        poll = asyncio.create_task(asyncio.to_thread(
+            ajax, web, mode="receive", batch="1", **page))
+        code, output = await asyncio.to_thread(reload_portal, game)
+        assert code != 0 and f"portal {old_portal} keeps serving" in output, output
+        if how == "fail-bind":  # sent away at the commit: the page comes back
+            await until(ws, "connection_close")
+            await ws.wait_closed()
+            ws = await connect(url, subprotocols=["v1.evennia.com"],  # type: ignore[list-item]
+                               open_timeout=TIMEOUT)
+            await until(ws, "logged_in")
+        await ws.send('["text", ["say still here"], {}]')
+        await until(ws, "still here")
+        assert ajax(web, mode="input", data='["text", ["say me too"], {}]', **page) == (200, "")
+        seen = json.dumps(await poll)
+        async with asyncio.timeout(TIMEOUT):
+            while "me too" not in seen:
+                seen = json.dumps(await asyncio.to_thread(
+                    ajax, web, mode="receive", batch="1", **page))
+        status = game.status()
+        assert (status["sessions"], status["portal_link"]["logged_in"]) == (2, 2), status
+        await ws.close()
+
+    asyncio.run(scenario())
+    assert game.pid_of("portal") == old_portal
+
+
 # ---------------------------------------------------------------- the health limit
 
 
@@ -412,67 +467,101 @@ def test_a_portal_over_its_health_limit_is_replaced_live(
 # ---------------------------------------------------------------- web and SSH
 
 
-def test_web_and_ssh_players_are_told_and_both_ports_serve_after(
-        game_factory: type[GameRunner]) -> None:
-    """Websocket and SSH state cannot move: those players get the reconnect line, and the
-    new portal serves both ports (the web page's own client reconnects by itself). The
-    game hears that they left, once (issue 21, item 1: they stayed in `who` as ghosts)."""
+def test_web_sessions_move_and_ssh_players_are_told(game_factory: type[GameRunner]) -> None:
+    """Issue 21, item 6: web sessions move without their connections. A websocket page is
+    told to reconnect (1012) and finds its session, logged in, at the new portal; output
+    that waited for a page that had gone away waits there; an ajax page's held poll is
+    answered (`Connection: close`) and its next poll reaches the new portal. SSH state
+    cannot move: those players get the reconnect line, and the game hears that they
+    left, once (issue 21, item 1: they stayed in `who` as ghosts)."""
     import asyncssh
     from websockets.asyncio.client import connect
+
+    from tests.integration.test_web_protocol import ajax, until
 
     game = game_factory({"portal": {"web_port": 0, "ssh_port": 0}})
     game.start()
     ports = game.status()["ports"]
+    web = int(ports["web"])
     old_portal, server = game.pid_of("portal"), game.pid_of("server")
     ssh_options = {"host": "127.0.0.1", "port": int(ports["ssh"]), "known_hosts": None,
                    "agent_path": None, "client_keys": None}
+    page = {"csessid": "ajaxpage", "cuid": "u1"}
 
-    async def ws_until(ws: Any, needle: str) -> str:
-        seen = ""
-        async with asyncio.timeout(TIMEOUT):
-            while needle not in seen:
-                seen += str(await ws.recv())
-        return seen
+    async def open_page(name: str) -> Any:
+        return await connect(f"ws://127.0.0.1:{web}/ws?{name}&c1&testbrowser",
+                             subprotocols=["v1.evennia.com"],  # type: ignore[list-item]
+                             open_timeout=TIMEOUT)
+
+    def held_poll() -> tuple[int, str | None, bytes]:
+        """One poll on a keep-alive connection, as a browser holds it."""
+        conn = http.client.HTTPConnection("127.0.0.1", web, timeout=TIMEOUT)
+        try:
+            conn.request("POST", "/webclientdata", urllib.parse.urlencode(
+                {"mode": "receive", "batch": "1", **page}).encode(),
+                {"Content-Type": "application/x-www-form-urlencoded"})
+            answer = conn.getresponse()
+            return answer.status, answer.getheader("connection"), answer.read()
+        finally:
+            conn.close()
 
     async def scenario() -> None:
-        url = f"ws://127.0.0.1:{ports['web']}/ws?page1&c1&testbrowser"
-        ws = await connect(url, subprotocols=["v1.evennia.com"],  # type: ignore[list-item]
-                           open_timeout=TIMEOUT)
-        await ws_until(ws, "create")
+        ws = await open_page("page1")
+        await until(ws, "create")
         await ws.send('["text", ["create webby secret1"], {}]')
-        await ws_until(ws, "Hearth Hall")
+        await until(ws, "Hearth Hall")
+        away = await open_page("page2")
+        await until(away, "create")
+        await away.send('["text", ["create wanda secret1"], {}]')
+        await until(away, "Hearth Hall")
+        await away.close(1001)  # a refresh: wanda's session waits for her page
+        assert ajax(web, mode="init", **page)[0] == 200
+        ajax(web, mode="input", data='["text", ["create andy secret1"], {}]', **page)
         alice = MudClient("alice")  # plain telnet: moves to the new portal
         await alice.connect(game.port)
         await alice.login("alice")
+        alice.send("say while you were away")
         async with asyncssh.connect(username="new", **ssh_options) as conn:
             proc = await conn.create_process(term_type="xterm", term_size=(80, 24))
             await asyncio.wait_for(proc.stdout.readuntil("create <username>"), TIMEOUT)
             proc.stdin.write("create shelly secret1\r\n")
             await asyncio.wait_for(proc.stdout.readuntil("Hearth Hall"), TIMEOUT)
             alice.send("who")
-            await alice.expect(r"Players online \(3\): alice, shelly, webby")
+            await alice.expect(r"Players online \(5\): alice, andy, shelly, wanda, webby")
+            _, seen = ajax(web, mode="receive", batch="1", **page)  # all of it so far
+            poll = asyncio.create_task(asyncio.to_thread(held_poll))
             code, output = await asyncio.to_thread(reload_portal, game)
             assert code == 0, output
+            assert "3 web sessions" in output, output
             said = await asyncio.wait_for(proc.stdout.read(), TIMEOUT)
             assert RECONNECT in said, said[-300:]
-        await alice.expect("webby has left the hall", TIMEOUT)
+        # the held poll was answered, and its connection closed: the next one goes on
+        assert await poll == (200, "close", b'""')
+        told = await until(ws, "connection_close")
+        assert told[-1][2] == {"restarting": True}, told
+        await ws.wait_closed()
+        assert ws.close_code == 1012
+        await alice.expect("shelly has left the hall", TIMEOUT)
         alice.send("who")
-        await alice.expect(r"Players online \(1\): alice$", TIMEOUT)
-        assert game.status()["sessions"] == 1
-        assert sum("has left the hall" in line for line in alice.lines) == 2, alice.lines
+        await alice.expect(r"Players online \(4\): alice, andy, wanda, webby$", TIMEOUT)
+        assert game.status()["sessions"] == 4
+        ws = await open_page("page1")  # the page reconnects: logged in, as after a refresh
+        await until(ws, "logged_in")
+        await ws.send('["text", ["say back again"], {}]')
+        await alice.expect('webby says, "back again"', TIMEOUT)
+        away = await open_page("page2")
+        await until(away, "while you were away")
+        await until(away, "logged_in")
+        assert ajax(web, mode="input", data='["text", ["say polled"], {}]', **page) == (200, "")
+        async with asyncio.timeout(TIMEOUT):
+            while "You say" not in json.dumps(seen) or "polled" not in json.dumps(seen):
+                seen = (await asyncio.to_thread(ajax, web, mode="receive", batch="1", **page))[1]
+        await alice.expect('andy says, "polled"', TIMEOUT)
+        assert sum("has left the hall" in line for line in alice.lines) == 1, alice.lines
+        assert game.status()["sessions"] == 4
         alice.close()
-        told = ""
-        with pytest.raises(Exception):  # noqa: B017 (the portal closes the websocket)
-            async with asyncio.timeout(TIMEOUT):
-                while True:
-                    told += str(await ws.recv())
-        assert "connection_close" in told or RECONNECT in told, told[-300:]
-        # both ports are served by the new portal
-        ws = await connect(url.replace("page1", "page2"),
-                           subprotocols=["v1.evennia.com"],  # type: ignore[list-item]
-                           open_timeout=TIMEOUT)
-        await ws_until(ws, "create")
         await ws.close()
+        await away.close()
         async with asyncssh.connect(username="new", **ssh_options) as conn:
             proc = await conn.create_process(term_type="xterm", term_size=(80, 24))
             await asyncio.wait_for(proc.stdout.readuntil("create <username>"), TIMEOUT)

@@ -28,11 +28,17 @@ from portal.handover_frames import (
     SessionMove,
     Taken,
     TelnetState,
+    WebBatch,
+    WebRecord,
     batches,
     decode_move,
     encode_move,
+    fits,
+    pack_messages,
     receive_move,
     send_move,
+    unpack_messages,
+    web_batches,
 )
 from portal.link import Link, Pause, Send
 from portal.telnet import (
@@ -170,7 +176,16 @@ MOVES: st.SearchStrategy[Move] = st.one_of(
         max_size=3)),
     st.builds(MoveDone, run_id=st.text(max_size=32), next_sessid=st.integers(1, 2**40),
               next_seq=st.integers(1, 2**40), next_mode=st.sampled_from(["start", "crash"]),
-              sessions=st.integers(0, 10**6)),
+              sessions=st.integers(0, 10**6), web=st.integers(0, 10**6)),
+    st.builds(WebBatch, records=st.lists(st.builds(
+        WebRecord, protocol_key=st.sampled_from(["webclient/websocket", "webclient/ajax"]),
+        session=SESSIONS, csessid=st.text(max_size=20), cuid=st.text(max_size=20),
+        bound=st.booleans(), wire=st.text(max_size=20),
+        waiting=st.lists(st.tuples(st.booleans(), st.binary(max_size=20)), max_size=3),
+        input=st.lists(ITEMS, max_size=3),
+        delayed=st.lists(st.tuples(st.just("text"), st.lists(st.text(max_size=5), max_size=1),
+                                   st.just({})), max_size=2),
+        announced=st.booleans()), max_size=3)),
     st.builds(Taken, ok=st.booleans(), message=st.text(max_size=40)),
     st.just(LetGo()),
     st.builds(Bound, ok=st.booleans(), message=st.text(max_size=40)),
@@ -257,6 +272,30 @@ def test_batches_keep_order_and_stay_within_a_message() -> None:
     assert sum(len(fds) for _, fds in sized) == 9 and len(sized) > 2
     with pytest.raises(ValueError, match="too big"):
         list(batches([(small_move(1, {"notes": "x" * MAX_MESSAGE}), 5)]))
+
+
+def web_record(sessid: int, waiting: list[str | bytes] | None = None) -> WebRecord:
+    return WebRecord(protocol_key="webclient/websocket", session=SessionData(
+        sessid=sessid, protocol_key="webclient/websocket", address="127.0.0.1"),
+        csessid=f"page{sessid}", cuid="c1", waiting=pack_messages(waiting or []))
+
+
+def test_web_batches_keep_order_and_stay_within_a_message() -> None:
+    records = [web_record(n, ["x" * 30_000]) for n in range(1, 20)]
+    got = list(web_batches(records))
+    assert [r.session.sessid for batch in got for r in batch.records] == list(range(1, 20))
+    assert all(len(encode_move(batch)) <= MAX_MESSAGE for batch in got) and len(got) > 3
+    assert len(list(web_batches([web_record(n) for n in range(500)]))) == 1
+    assert not fits(web_record(1, ["x" * MAX_MESSAGE]))
+    with pytest.raises(ValueError, match="too big"):
+        list(web_batches([web_record(1, ["x" * MAX_MESSAGE])]))
+
+
+@given(st.lists(st.text(max_size=8) | st.binary(max_size=8), max_size=6))
+def test_waiting_output_keeps_its_kind_and_order(messages: list[str | bytes]) -> None:
+    record = decode_move(encode_move(WebBatch(records=[web_record(1, messages)])))
+    assert isinstance(record, WebBatch)
+    assert unpack_messages(record.records[0].waiting) == messages
 
 
 # ---------------------------------------------------------------- the link

@@ -22,6 +22,8 @@ from portal.handover_frames import (
     SessionMove,
     Taken,
     TelnetState,
+    WebBatch,
+    WebRecord,
     batches,
     encode_move,
     send_move,
@@ -84,6 +86,39 @@ def test_every_connection_is_adopted_in_order_with_its_own_socket(
     finally:
         for sock in [*(s for pair in pairs for s in pair), *(s for _, s in adopted)]:
             sock.close()
+
+
+def test_web_sessions_are_adopted_after_the_connections(
+        channel: tuple[socket.socket, socket.socket]) -> None:
+    """A WebBatch has no descriptors; its records go to `adopt_web`, in order."""
+    old, new = channel
+    order: list[str] = []
+    records = [WebRecord(protocol_key="webclient/ajax", session=SessionData(
+        sessid=n, protocol_key="webclient/ajax", address="127.0.0.1"), csessid=f"p{n}",
+        cuid="c") for n in (3, 4)]
+    a, b = socket.socketpair()
+    with a, b:
+        send_move(old, MoveHello())
+        send_move(old, SessionBatch(moves=[move(2)]), [a.fileno()])
+        send_move(old, WebBatch(records=records))
+        done = MoveDone(run_id="r", next_sessid=5, next_seq=1, next_mode="crash", sessions=1,
+                        web=2)
+        send_move(old, done)
+
+        async def run() -> MoveDone:
+            def adopt(m: SessionMove, sock: socket.socket) -> None:
+                order.append(f"telnet {m.session.sessid}")
+                sock.close()
+
+            receiver = MoveReceiver(new, adopt, lambda r: order.append(f"web {r.session.sessid}"))
+            return await receiver.receive(5.0)
+
+        assert asyncio.run(run()) == done
+    assert order == ["telnet 2", "web 3", "web 4"]
+    takes_none = MoveReceiver(new, lambda m, sock: None)
+    takes_none.hello = True
+    with pytest.raises(ValueError, match="web sessions"):
+        takes_none._frame(WebBatch(records=records), [])
 
 
 def test_a_version_1_portal_sends_one_connection_a_message(
