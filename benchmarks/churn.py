@@ -21,7 +21,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,8 @@ from benchmarks.client import GameRunner, PingClient, raise_fd_limit, rss_of
 from benchmarks.report import Checks, add_targets_option, table, temp_dir, write_json
 
 MB = 2 ** 20
+# The first words of the portal's refusals (portal/guard.py MSG_TOO_MANY, MSG_TOO_FAST)
+REFUSALS = ("Too many connections", "You are connecting too fast")
 
 
 def source(index: int, addresses: int) -> str:
@@ -50,37 +54,57 @@ async def watch_peak(pid: int, stop: asyncio.Event) -> int:
     return peak
 
 
-async def storm(port: int, args: argparse.Namespace) -> tuple[int, int]:
-    """Every wave of connections opened (greeted), then closed; (greeted, failed)."""
-    greeted = failed = 0
+async def storm(port: int, args: argparse.Namespace) -> tuple[int, Counter[str]]:
+    """Every wave of connections opened (greeted), then closed; (greeted, why the others
+    were not, counted by reason)."""
+    greeted, failed = 0, Counter[str]()
     for first in range(0, args.connections, args.hold):
         wave = await one_wave(port, range(first, min(first + args.hold, args.connections)),
                               args)
-        greeted, failed = greeted + wave[0], failed + wave[1]
+        greeted += wave[0]
+        failed.update(wave[1])
     return greeted, failed
 
 
-async def one_wave(port: int, indexes: range, args: argparse.Namespace) -> tuple[int, int]:
+def failure(exc: BaseException) -> str:
+    """A short name for why a connection got no greeting."""
+    if isinstance(exc, TimeoutError):
+        return "no greeting within the timeout"
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return f"{type(exc).__name__} {errno.errorcode.get(exc.errno, exc.errno)}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+async def one_wave(port: int, indexes: range,
+                   args: argparse.Namespace) -> tuple[int, Counter[str]]:
     loop = asyncio.get_running_loop()
     gate = asyncio.Semaphore(args.concurrency)
     clients: list[PingClient] = []
-    failed = 0
+    failed = Counter[str]()
 
     async def one(index: int) -> None:
-        nonlocal failed
         async with gate:
             client = PingClient(f"c{index}")
             try:
                 await loop.create_connection(lambda: client, "127.0.0.1", port,
                                              local_addr=(source(index, args.addresses), 0))
-                await asyncio.wait_for(client.first_data, 30)
+                await asyncio.wait_for(client.first_data, args.greeting_timeout)
                 clients.append(client)
-            except (OSError, TimeoutError):
-                failed += 1
+            except (OSError, TimeoutError) as exc:
+                failed[failure(exc)] += 1
+                if client.transport is not None:
+                    client.transport.close()
 
     await asyncio.gather(*(one(i) for i in indexes))
-    greeted = len(clients)
-    for client in clients:
+    greeted = 0
+    for client in clients:  # a refusal is data too: tell it apart from a greeting
+        refusal = next((line for _, line in client.other if line.startswith(REFUSALS)), None)
+        if refusal is not None:
+            failed[f"refused: {refusal}"] += 1
+        elif client.closed_at is not None:
+            failed["closed by the portal while the wave was open"] += 1
+        else:
+            greeted += 1
         client.close()
     return greeted, failed
 
@@ -117,7 +141,8 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         leftovers = game.cleanup()
     return {"connections": args.connections, "addresses": args.addresses, "greeted": greeted,
-            "failed": failed, "storm_s": took, "before_mb": before / MB, "peak_mb": peak / MB,
+            "failed": sum(failed.values()), "failures": dict(failed), "storm_s": took,
+            "before_mb": before / MB, "peak_mb": peak / MB,
             "after_mb": after / MB, "after_ratio": after / before if before else 0.0,
             "restarted": restarted, "witness_connected": connected, "leftovers": leftovers,
             "settings": vars(args)}
@@ -125,8 +150,9 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
 
 def checks(data: dict[str, Any], max_after: float) -> Checks:
     found = Checks()
+    why = "; ".join(f"{n} {reason}" for reason, n in data["failures"].items())
     found.correct("every connection greeted", data["failed"] == 0,
-                  f"{data['greeted']} of {data['connections']}")
+                  f"{data['greeted']} of {data['connections']}" + (f" ({why})" if why else ""))
     found.correct("portal and server kept running", not data["restarted"],
                   ", ".join(data["restarted"]) or "yes")
     found.correct("witness stayed connected", data["witness_connected"])
@@ -149,6 +175,8 @@ def main() -> None:
     parser.add_argument("--addresses", type=int, default=1000)
     parser.add_argument("--hold", type=int, default=9000, help="connections open at once")
     parser.add_argument("--concurrency", type=int, default=256)
+    parser.add_argument("--greeting-timeout", type=float, default=30.0,
+                        help="seconds a connection waits for the portal's greeting")
     parser.add_argument("--settle", type=float, default=12.0,
                         help="seconds after the storm before RSS is read")
     parser.add_argument("--max-after", type=float, default=1.5)

@@ -101,7 +101,8 @@ async def listen(handler: PortalSessionHandler, settings: PortalSettings,
                  ) -> asyncssh.SSHAcceptor:
     """Start the SSH listener on `where`: the listening socket the supervisor holds, or
     `host`, `port` and `backlog` to bind here."""
-    address = {"sock": where} if isinstance(where, socket.socket) else where
+    address = ({"sock": where, "backlog": settings.listen_backlog}  # (listen() again)
+               if isinstance(where, socket.socket) else where)
     return await asyncssh.listen(
         server_factory=lambda: SshServer(handler, settings), **address,
         server_host_keys=[key], line_editor=True, line_history=100,
