@@ -76,6 +76,7 @@ class PortalProcess(ChildProcess):
         self.web: WebServer | None = None
         self.ipc_listener: asyncio.AbstractServer | None = None
         self.connections: set[TelnetSession] = set()  # every open telnet connection
+        self.handler.compact_hooks.append(self.compact_connections)
         self.moving = False
 
     async def main(self) -> int:
@@ -154,9 +155,16 @@ class PortalProcess(ChildProcess):
         """A new telnet session, remembered while its socket is open (for a hand-over)."""
         session = TelnetSession(self.handler, key, self.mssp,
                                 self.settings.portal.negotiation_timeout,
-                                on_closed=self.connections.discard)
+                                on_closed=self.connection_closed)
         self.connections.add(session)
         return session
+
+    def connection_closed(self, session: TelnetSession) -> None:
+        self.connections.discard(session)
+
+    def compact_connections(self) -> None:
+        """After a storm: a set keeps its largest table until it is rebuilt."""
+        self.connections = set(self.connections)
 
     def forget_closed(self) -> None:
         """Drop the connections that closed (each also forgets itself as it closes: a
