@@ -6,8 +6,11 @@ per-address limits applied to loopback as to a stranger), each waiting for the p
 greeting, in waves of `--hold` (9,000: this machine's hard limit is 20,000 descriptors a
 process) held at once, then all closed. The portal's RSS is printed before the
 storm, at its peak (sampled every 50 ms) and `--settle` (12) seconds after the last
-connection closed, with the after/before ratio. A witness connection, opened before,
-pings once a second throughout and must stay connected.
+connection closed, with the after/before ratio, and each time the portal handed memory
+back to the system (from its log: `memory_trim_after`, portal/memory.py). A witness
+connection, opened before, pings once a second throughout and must stay connected.
+A connection that got no greeting is counted by why: no answer within
+`--greeting-timeout`, a connect error, or the portal's refusal (too many, too fast).
 
 Exits non-zero when a check fails: a connection that did not get its greeting, the
 witness lost, the portal restarted, or (unless `--targets report`) the portal's RSS after
@@ -22,6 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -109,6 +113,18 @@ async def one_wave(port: int, indexes: range,
     return greeted, failed
 
 
+RELEASED = re.compile(r"gave (-?[0-9.]+) MB back to the system in ([0-9.]+) ms")
+
+
+def releases(log: Path) -> list[tuple[float, float]]:
+    """(MB, ms) of each time the portal handed memory back (portal/memory.py), from its log."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return []
+    return [(float(mb), float(ms)) for mb, ms in RELEASED.findall(text)]
+
+
 async def amain(args: argparse.Namespace) -> dict[str, Any]:
     raise_fd_limit()
     game = GameRunner(Path(temp_dir("hearth-churn-")),
@@ -134,6 +150,7 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
         stop.set()
         peak = await peak_task
         after = rss_of(pids["portal"])
+        released = releases(game.dir / ".hearth" / "logs" / "portal.log")
         later = game.status()
         restarted = [r for r, pid in pids.items() if later[r].get("pid") != pid]
         connected = witness.closed_at is None
@@ -142,7 +159,7 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
         leftovers = game.cleanup()
     return {"connections": args.connections, "addresses": args.addresses, "greeted": greeted,
             "failed": sum(failed.values()), "failures": dict(failed), "storm_s": took,
-            "before_mb": before / MB, "peak_mb": peak / MB,
+            "before_mb": before / MB, "peak_mb": peak / MB, "released": released,
             "after_mb": after / MB, "after_ratio": after / before if before else 0.0,
             "restarted": restarted, "witness_connected": connected, "leftovers": leftovers,
             "settings": vars(args)}
@@ -167,6 +184,9 @@ def report(data: dict[str, Any]) -> None:
                 ["portal RSS before MB", "peak MB", f"after {data['settings']['settle']:g} s MB",
                  "after / before"],
                 [[data["before_mb"], data["peak_mb"], data["after_mb"], data["after_ratio"]]]))
+    released = data["released"]
+    print(f"the portal handed memory back {len(released)} times: "
+          + (", ".join(f"{mb:.1f} MB in {ms:.1f} ms" for mb, ms in released) or "never"))
 
 
 def main() -> None:
