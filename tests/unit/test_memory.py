@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import socket
 import sys
 import weakref
 from pathlib import Path
@@ -163,3 +164,34 @@ def test_the_portal_forgets_each_telnet_connection_as_it_closes(tmp_path: Path) 
     old = portal.connections
     portal.handler.release_memory("test")
     assert portal.connections is not old  # rebuilt, and still the one closing sessions use
+
+
+def test_an_inherited_listener_keeps_the_listen_backlog(tmp_path: Path) -> None:
+    """`create_server(sock=...)` calls listen() again with its default backlog (100)
+    unless told: in a burst about 1% of the connections overflowed the accept queue and
+    waited 30 s for a greeting."""
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen(4096)
+    env = ChildEnv(game_dir=tmp_path, secret="s", control_socket=tmp_path / "c.sock",
+                   portal_socket=tmp_path / "p.sock", state_dir=tmp_path, parent_pid=1,
+                   listeners={"telnet": held.fileno()})
+    seen: dict[str, Any] = {}
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        create_server = loop.create_server
+
+        async def spy(*args: Any, **kwargs: Any) -> Any:
+            seen.update(kwargs)
+            return await create_server(*args, **kwargs)
+
+        loop.create_server = spy  # type: ignore[method-assign]
+        portal = PortalProcess(env, Settings(portal=PortalSettings(listen_backlog=3000)))
+        await portal.serve("telnet", 0, lambda: asyncio.Protocol())
+        for listener in portal.listeners:
+            listener.close()
+
+    with held:
+        asyncio.run(serve())
+    assert isinstance(seen.get("sock"), socket.socket) and seen.get("backlog") == 3000
