@@ -18,7 +18,8 @@ counting: a closed session is in no cycle), but the process's RSS stays near its
   tables by session id are rebuilt (`compact`) before the trim.
 
 `TrimPolicy` decides when (pure: the guard tells it the open connection count): once at
-least `memory_trim_after` connections have closed since the most that were open at once.
+least `memory_trim_after` connections have closed since the most that were open at once
+(and at the next sweep again if more closed meanwhile).
 The guard's periodic sweep asks it, so the work happens at most once per sweep, never on
 the path of a read or a line; `release()` is the one effect.
 """
@@ -41,10 +42,13 @@ V = TypeVar("V")
 
 @dataclass(slots=True)
 class TrimPolicy:
-    """Trim once `drop` connections have closed since the highest count (0: never)."""
+    """Trim once `drop` connections have closed since the highest count (0: never); and
+    once more at the next sweep if they went on closing after that (a sweep may come in
+    the middle of a storm's close: the tail would stay unreturned)."""
 
     drop: int
     high: int = 0  # the most connections open at once since the last trim
+    follow: int | None = None  # the count at a storm's trim, until the sweep after it
 
     def opened(self, count: int) -> None:
         """A connection was let in; `count` are open now."""
@@ -52,8 +56,14 @@ class TrimPolicy:
             self.high = count
 
     def due(self, count: int) -> bool:
-        """Whether to trim now that `count` are open; if so, counting starts over here."""
-        if self.drop <= 0 or self.high - count < self.drop:
+        """Whether to trim now that `count` are open (asked once per sweep); if so,
+        counting starts over here."""
+        if self.drop <= 0:
+            return False
+        follow, self.follow = self.follow, None
+        if self.high - count >= self.drop:
+            self.follow = count
+        elif follow is None or count >= follow:
             return False
         self.high = count
         return True

@@ -26,7 +26,11 @@ def test_trim_is_due_once_enough_connections_closed_since_the_most_open() -> Non
         policy.opened(count)
     assert not policy.due(401)  # 99 closed
     assert policy.due(400)
+    assert not policy.due(400)  # none closed since: no follow-up
     assert not policy.due(301)  # counting starts over at 400
+    assert policy.due(300)
+    assert policy.due(290)  # the sweep after a storm's trim: more closed, once more
+    assert not policy.due(280)  # (only once)
     assert policy.due(0)
     assert not memory.TrimPolicy(drop=0, high=10_000).due(0)  # 0: never
 
