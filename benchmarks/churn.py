@@ -5,9 +5,12 @@ addresses (127.0.x.y, so each address stays within `max_connections_per_address`
 per-address limits applied to loopback as to a stranger), each waiting for the portal's
 greeting, in waves of `--hold` (9,000: this machine's hard limit is 20,000 descriptors a
 process) held at once, then all closed. The portal's RSS is printed before the
-storm, at its peak (sampled every 50 ms) and `--settle` (12) seconds after the last
-connection closed, with the after/before ratio, and each time the portal handed memory
-back to the system (from its log: `memory_trim_after`, portal/memory.py). A witness
+storm, at its peak (sampled every 50 ms) and `--settle` (25) seconds after the last
+connection closed (long enough for the guard to forget the storm's per-address buckets:
+they refill in `connection_burst / connection_rate` seconds and go at the next sweep, every
+10 s; until then they pin pymalloc arenas, see portal/memory.py), with the after/before
+ratio, and each time the portal handed memory back to the system (from its log:
+`memory_trim_after`, portal/memory.py). A witness
 connection, opened before, pings once a second throughout and must stay connected.
 A connection that got no greeting is counted by why: no answer within
 `--greeting-timeout`, a connect error, or the portal's refusal (too many, too fast).
@@ -16,7 +19,7 @@ Exits non-zero when a check fails: a connection that did not get its greeting, t
 witness lost, the portal restarted, or (unless `--targets report`) the portal's RSS after
 the storm more than `--max-after` (1.5) times its RSS before.
 
-    python -m benchmarks.churn [--connections 20000] [--addresses 1000] [--settle 12]
+    python -m benchmarks.churn [--connections 20000] [--addresses 1000] [--settle 25]
 """
 
 from __future__ import annotations
@@ -197,7 +200,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=256)
     parser.add_argument("--greeting-timeout", type=float, default=30.0,
                         help="seconds a connection waits for the portal's greeting")
-    parser.add_argument("--settle", type=float, default=12.0,
+    parser.add_argument("--settle", type=float, default=25.0,
                         help="seconds after the storm before RSS is read")
     parser.add_argument("--max-after", type=float, default=1.5)
     add_targets_option(parser)
