@@ -80,6 +80,9 @@ class PortalSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     commands_per_second: float = 50.0  # per session; faster input is slowed, not dropped
     command_burst: int = 200
     login_timeout: float = 300.0  # seconds a connection may stay without logging in
+    # Once this many connections closed since the most open at once, the guard's sweep
+    # rebuilds the portal's tables and hands freed memory back to the system. 0: never.
+    memory_trim_after: int = 1000
     line_timeout: float = 120.0  # seconds to finish a line once its first byte arrived
     # Addresses (networks) the per-address limits do not apply to: the machine itself, and
     # a reverse proxy on it through which every web player would share one address.
@@ -109,7 +112,8 @@ class PortalSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         if not 0 <= self.read_cpu_share <= 1 or self.read_cpu_burst < 0:
             raise ValueError("`read_cpu_share` must be 0 to 1 and `read_cpu_burst` not negative")
         for key in ("max_connections_per_address", "connection_rate", "connection_burst",
-                    "commands_per_second", "command_burst", "login_timeout", "line_timeout"):
+                    "commands_per_second", "command_burst", "login_timeout", "line_timeout",
+                    "memory_trim_after"):
             if getattr(self, key) < 0:
                 raise ValueError(f"`{key}` must not be negative (0 = off)")
         for network in self.unlimited_addresses:

@@ -24,6 +24,9 @@ protocol, present and future, gets the same treatment:
   `admit()` before anything else, with a one-line refusal;
 - **idle time before login** (`sweep()`): a connection that has not logged in after
   `login_timeout` seconds is closed with a message;
+- **memory after a storm** (`sweep()`): once `memory_trim_after` connections have closed
+  since the most that were open, the tables are rebuilt and freed memory handed back to
+  the system (`release_memory`; see portal/memory.py);
 - **log lines** (`LogLimiter`): protocol errors are logged for the first few per
   session, then one summary line per interval, and never more than a global budget.
 
@@ -49,6 +52,7 @@ import msgspec
 
 from ipc.addresses import Networks
 from ipc.settings import PortalSettings
+from portal import memory
 
 if TYPE_CHECKING:
     from portal.session import PortalSession
@@ -318,6 +322,7 @@ class AddressLimits:
         self._unlimited = Networks(unlimited)
         self.counts: dict[str, int] = {}
         self.buckets: dict[str, TokenBucket] = {}
+        self.open = 0  # connections let in and not released: the sum of `counts`
 
     def limited(self, address: str) -> bool:
         return address not in self._unlimited
@@ -327,6 +332,7 @@ class AddressLimits:
         key = address_key(address)
         if not self.limited(address):
             self.counts[key] = self.counts.get(key, 0) + 1
+            self.open += 1
             return None
         count = self.counts.get(key, 0)
         if self.max_count and count >= self.max_count:
@@ -338,15 +344,23 @@ class AddressLimits:
             if not bucket.take(now):
                 return MSG_TOO_FAST
         self.counts[key] = count + 1
+        self.open += 1
         return None
 
     def release(self, address: str) -> None:
         key = address_key(address)
         count = self.counts.get(key, 0) - 1
+        if count >= 0:
+            self.open -= 1
         if count > 0:
             self.counts[key] = count
         else:
             self.counts.pop(key, None)
+
+    def compact(self) -> None:
+        """Rebuild the tables at the size of what they hold (after a storm of addresses)."""
+        self.counts = memory.compact(self.counts)
+        self.buckets = memory.compact(self.buckets)
 
     def prune(self, now: float) -> None:
         """Forget the buckets that have refilled (so memory follows live addresses)."""
@@ -412,6 +426,7 @@ class PortalGuard:
         clock: Clock = time.monotonic,
         wall: Clock = time.time,
         call_later: CallLater = _loop_call_later,
+        release_memory: Callable[[str], None] = memory.release,
     ) -> None:
         self.settings = settings
         self._forward = forward
@@ -423,6 +438,8 @@ class PortalGuard:
                                        settings.connection_rate, settings.connection_burst,
                                        settings.unlimited_addresses)
         self._global_log = LogLimiter(GLOBAL_LOG_BURST, LOG_INTERVAL)
+        self.trim = memory.TrimPolicy(settings.memory_trim_after)
+        self._release_memory = release_memory
         self._sweep_timer: Any = None
         self.refused = 0  # connections turned away (status figure)
 
@@ -433,6 +450,8 @@ class PortalGuard:
         if refusal is not None:
             self.refused += 1
             self._log_global("refused a connection from %s: %s", address, refusal)
+        else:
+            self.trim.opened(self.addresses.open)
         self._arm_sweep()
         return refusal
 
@@ -596,8 +615,12 @@ class PortalGuard:
 
     def sweep(self) -> None:
         """Close connections that did not log in within `login_timeout`; forget refilled
-        per-address buckets."""
+        per-address buckets; after a storm of connections closed, release memory."""
         self.addresses.prune(self._clock())
+        high, now_open = self.trim.high, self.addresses.open
+        if self.trim.due(now_open):
+            self._release_memory(f"{high - now_open} connections closed since {high} "
+                                 f"were open")
         limit = self.settings.login_timeout
         if limit <= 0:
             return

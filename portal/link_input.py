@@ -223,6 +223,12 @@ class LinkInput:
                 self.held_total -= peer.held
         self.pending = deque(i for i in self.pending if i.sessid not in sessids)
 
+    def compact(self) -> None:
+        """Rebuild the tables by session and by seq at the size of what they hold (a dict
+        keeps its largest table after deletions); the shell calls it after a storm."""
+        self.peers = dict(self.peers)
+        self.inflight = dict(self.inflight)
+
     def held_input(self) -> dict[int, list[InputItem]]:
         """Every session's held input, in order (one pass; nothing changes)."""
         held: dict[int, list[InputItem]] = {}

@@ -77,6 +77,7 @@ class PortalProcess(ChildProcess):
         self.web: WebServer | None = None
         self.ipc_listener: asyncio.AbstractServer | None = None
         self.connections: set[TelnetSession] = set()  # every open telnet connection
+        self.handler.compact_hooks.append(self.compact_connections)
         self.moving = False
 
     async def main(self) -> int:
@@ -123,7 +124,11 @@ class PortalProcess(ChildProcess):
         where = self.listening_socket(key, port)
         loop = asyncio.get_running_loop()
         if isinstance(where, socket.socket):
-            server = await loop.create_server(factory, sock=where, **kwargs)
+            # `create_server` calls listen() again, with its own default backlog (100)
+            # unless told: a burst of connections would overflow the accept queue
+            server = await loop.create_server(factory, sock=where,
+                                              backlog=self.settings.portal.listen_backlog,
+                                              **kwargs)
         else:
             server = await loop.create_server(factory, **where, **kwargs)
         self.listeners.append(server)
@@ -150,13 +155,23 @@ class PortalProcess(ChildProcess):
     def telnet_session(self, key: str) -> TelnetSession:
         """A new telnet session, remembered while its socket is open (for a hand-over)."""
         session = TelnetSession(self.handler, key, self.mssp,
-                                self.settings.portal.negotiation_timeout)
+                                self.settings.portal.negotiation_timeout,
+                                on_closed=self.connection_closed)
         self.connections.add(session)
         return session
 
+    def connection_closed(self, session: TelnetSession) -> None:
+        self.connections.discard(session)
+
+    def compact_connections(self) -> None:
+        """After a storm: a set keeps its largest table until it is rebuilt."""
+        self.connections = set(self.connections)
+
     def forget_closed(self) -> None:
-        self.connections = {s for s in self.connections
-                            if s.gone is None or not s.gone.done()}
+        """Drop the connections that closed (each also forgets itself as it closes: a
+        storm of short connections must not stay here, about 12 KB each)."""
+        self.connections.difference_update([s for s in self.connections
+                                            if s.gone is not None and s.gone.done()])
 
     async def listen_ssh(self, port: int) -> None:
         portal = self.settings.portal

@@ -30,6 +30,7 @@ from ipc.frames import (
 )
 from ipc.settings import PortalSettings
 from portal import link_input as fx  # the effects the link returns
+from portal import memory
 from portal.auth import AuthRequests
 from portal.guard import PortalGuard
 from portal.link import Link, LinkState
@@ -67,7 +68,10 @@ class PortalSessionHandler:
         self.handed_over = False  # old portal: its telnet sessions went to a new portal
         self.auth = AuthRequests()  # SSH logins waiting for the attached server's answer
         self._auth_conn: int | None = None  # the server `auth` sends to
-        self.guard = PortalGuard(settings, self.data_in, lambda: list(self.sessions.values()))
+        self.guard = PortalGuard(settings, self.data_in, lambda: list(self.sessions.values()),
+                                 release_memory=self.release_memory)
+        # tables of other parts (by connection) to rebuild with ours: see `release_memory`
+        self.compact_hooks: list[Callable[[], None]] = []
         self._effect_table = self._make_effect_table()
         self._loop: asyncio.AbstractEventLoop | None = None  # see `_soon`
 
@@ -417,6 +421,19 @@ class PortalSessionHandler:
         """Old portal, hand-over done: close every server link (the server redials)."""
         for conn in list(self._conns.values()):
             conn.close(reason)
+
+    # ------------------------------------------------------------ memory
+
+    def release_memory(self, why: str) -> None:
+        """After a storm of connections closed (the guard's sweep decides): rebuild every
+        table by session or address at the size of what it holds now, then hand freed
+        memory back to the system (portal/memory.py)."""
+        self.sessions = memory.compact(self.sessions)
+        self.link.compact()
+        self.guard.addresses.compact()
+        for hook in self.compact_hooks:
+            hook()
+        memory.release(f"portal: {why}")
 
     # ------------------------------------------------------------ figures
 

@@ -103,7 +103,8 @@ async def listen(handler: PortalSessionHandler, settings: PortalSettings,
     """Start the SSH listener on `where`: the listening socket the supervisor holds, or
     `host`, `port` and `backlog` to bind here."""
     editor.install()  # a line editor per session costs microseconds, not 30 ms
-    address = {"sock": where} if isinstance(where, socket.socket) else where
+    address = ({"sock": where, "backlog": settings.listen_backlog}  # (listen() again)
+               if isinstance(where, socket.socket) else where)
     return await asyncssh.listen(
         server_factory=lambda: SshServer(handler, settings), **address,
         server_host_keys=[key], line_editor=True, line_history=100,

@@ -50,8 +50,10 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         protocol_key: str,
         mssp: Callable[[], dict[str, str]],
         negotiation_timeout: float,
+        on_closed: Callable[[TelnetSession], None] | None = None,
     ) -> None:
         PortalSession.__init__(self)
+        self._on_closed = on_closed  # whoever keeps every open connection forgets this one
         self._handler = handler
         self._key = protocol_key
         self._negotiation_timeout = negotiation_timeout
@@ -170,6 +172,8 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._on_closed is not None:
+            self._on_closed(self)
         if not self._admitted or self.moved_out:
             return
         if self._counted:
