@@ -258,6 +258,8 @@ class Link(LinkInput):
 
     def _announce(self, sessid: int, peer: Peer) -> None:
         peer.announced = True
+        assert self.server is not None
+        self.server.unconfirmed.add(sessid)
         self._send(PConn(session=self._snapshot(sessid)))
 
     def _send(self, frame: Frame, *, urgent: bool = False, flush: bool = False) -> None:
@@ -393,6 +395,9 @@ class Link(LinkInput):
         """A frame from server connection `conn` (after its hello)."""
         if self.server is None or conn != self.server.conn:
             return []  # a standby speaks once attached; a stale server is ignored
+        unconfirmed = self.server.unconfirmed
+        if unconfirmed:  # (only just after a connection: empty on the player path)
+            self._confirm(unconfirmed, frame)
         match frame:
             case Ack(seqs=seqs):
                 self._acked(seqs)
@@ -422,6 +427,20 @@ class Link(LinkInput):
                 raise RemoteProtocolError(
                     f"unexpected {type(frame).__name__} from the server (link {self.state})")
         return self._take()
+
+    def _confirm(self, unconfirmed: set[int], frame: Frame) -> None:
+        """The server has handled the PConn of every session `frame` names."""
+        match frame:
+            case DataOut(items=items):
+                unconfirmed.difference_update(item.sessid for item in items)
+            case Ack(seqs=seqs):
+                inflight = self.inflight
+                unconfirmed.difference_update(inflight[seq].sessid for seq in seqs
+                                              if seq in inflight)
+            case SSync(sessions=changed):
+                unconfirmed.difference_update(data.sessid for data in changed)
+            case SLogin(sessid=sessid) | SDisconn(sessid=sessid):
+                unconfirmed.discard(sessid)
 
     def _server_closed_session(self, sessid: int, reason: str) -> None:
         peer = self.peers.get(sessid)
@@ -465,6 +484,10 @@ class Link(LinkInput):
 
     def _server_lost(self, server: ServerConn, reason: str) -> None:
         self.server = None
+        for sessid in server.unconfirmed:  # it may have died before greeting them
+            peer = self.peers.get(sessid)
+            if peer is not None:
+                peer.announced = False
         self._requeue_inflight()
         mode: Mode = server.stopped_mode or "crash"
         if self.state is LinkState.HANDING_OVER and self.standby is not None:

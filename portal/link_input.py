@@ -134,6 +134,10 @@ class ServerConn:
     conn: int
     pid: int
     stopped_mode: Mode | None = None  # what its ServerStopped said
+    # sessions announced to it (PConn) that it has not named since (output, sync, login,
+    # an ack of their input): if it dies now, it may not have greeted them, so the next
+    # server hears of them as new connections, not in its sync
+    unconfirmed: set[int] = field(default_factory=set)
     writable: bool = True  # its socket takes more; input waits in `pending` while not
     presynced: set[int] = field(default_factory=set)  # sent ahead and unchanged since
     sent_ahead: set[int] = field(default_factory=set)  # every session sent ahead

@@ -11,7 +11,9 @@ import pytest
 from ipc.frames import (
     Ack,
     DataIn,
+    DataOut,
     Frame,
+    OutputItem,
     PConn,
     PDisconn,
     PSync,
@@ -85,7 +87,17 @@ def of(effects: list[Effect], kind: type) -> list[Any]:
 
 
 def attached(link: Link, conn: int = OLD, pid: int = OLD_PID) -> list[Effect]:
-    return link.server_hello(conn, pid, False) + link.receive_frame(conn, SyncDone())
+    """A server attaches, and greets every session announced to it (as a real one does)."""
+    effects = link.server_hello(conn, pid, False) + link.receive_frame(conn, SyncDone())
+    return effects + greeted(link, conn, *link.peers)
+
+
+def greeted(link: Link, conn: int, *sessids: int) -> list[Effect]:
+    """The server's first output to `sessids`: it has handled their PConn."""
+    if not sessids:
+        return []
+    return link.receive_frame(conn, DataOut(items=[OutputItem(sessid, "text", ["Welcome"], {})
+                                                   for sessid in sessids]))
 
 
 def handing_over(link: Link) -> list[Effect]:
@@ -226,6 +238,26 @@ def test_the_server_closing_a_session_forgets_its_announcement() -> None:
     assert frames(link.disconnect(1, "quit"), OLD) == []  # no PDisconn for a known goodbye
 
 
+def test_a_connection_the_server_died_before_greeting_is_new_to_the_next_server() -> None:
+    """A PConn the server never answered (it was killed first) is not trusted to have
+    reached it: the next server gets that session as a new connection (and greets it),
+    not in its sync; one it did answer (output, an ack) comes back in the sync."""
+    link, _ = make()
+    attached(link)
+    link.connect(1)
+    link.connect(2)
+    link.receive_frame(OLD, DataOut(items=[OutputItem(2, "text", ["Welcome"], {})]))
+    link.server_closed(OLD, "killed")
+    effects = link.server_hello(NEW, NEW_PID, False)
+    (psync,) = [f for f in frames(effects, NEW) if isinstance(f, PSync)]
+    assert [data.sessid for data in psync.sessions] == [2]
+    after = link.receive_frame(NEW, SyncDone())
+    assert [f.session.sessid for f in frames(after, NEW) if isinstance(f, PConn)] == [1]
+    link.server_closed(NEW, "killed again")  # unanswered again: still new to the next
+    effects = attached(link, OTHER, 300)
+    assert [f.session.sessid for f in frames(effects, OTHER) if isinstance(f, PConn)] == [1]
+
+
 def test_frames_from_a_server_that_is_not_attached_are_ignored() -> None:
     link, _ = make()
     attached(link)
@@ -240,6 +272,7 @@ def test_thousands_of_sessions_reach_a_new_server_in_several_psync_frames() -> N
     attached(link)
     for sessid in range(1, 1201):
         link.connect(sessid)
+    greeted(link, OLD, *range(1, 1201))
     link.server_closed(OLD, "killed")
     parts = [f for f in frames(link.server_hello(NEW, NEW_PID, False), NEW)
              if isinstance(f, PSync)]
@@ -414,12 +447,14 @@ def test_a_standby_gets_the_sessions_ahead_and_the_switch_only_what_changed() ->
     attached(link)
     for sessid in (1, 2, 3):
         link.connect(sessid)
+    greeted(link, OLD, 1, 2, 3)
     ahead = frames(link.server_hello(NEW, NEW_PID, True), NEW)
     assert isinstance(ahead[0], Welcome) and isinstance(ahead[1], PSync)
     assert ahead[1].presync and [s.sessid for s in ahead[1].sessions] == [1, 2, 3]
     link.flags_changed(1, {"SCREENWIDTH": 100})
     link.disconnect(2, "quit")
     link.connect(4)
+    greeted(link, OLD, 4)
     link.receive_frame(OLD, SSync(sessions=[snapshot(3)]))
     link.handover("reload", NEW_PID)
     link.receive_frame(OLD, ServerStopped(mode="reload"))
@@ -434,6 +469,7 @@ def test_a_server_that_was_not_sent_anything_ahead_gets_everything() -> None:
     link, _ = make()
     attached(link)
     link.connect(1)
+    greeted(link, OLD, 1)
     link.server_closed(OLD, "killed")
     psync = [f for f in frames(link.server_hello(NEW, NEW_PID, False), NEW)
              if isinstance(f, PSync)]
@@ -447,6 +483,7 @@ def test_a_player_who_leaves_while_a_server_attaches_is_forgotten_by_it_too() ->
     link, _ = make()
     attached(link)
     link.connect(1)
+    greeted(link, OLD, 1)
     link.server_closed(OLD, "killed")
     link.server_hello(NEW, NEW_PID, False)
     assert frames(link.disconnect(1, "quit"), NEW) == [PDisconn(sessid=1, reason="quit")]
