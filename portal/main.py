@@ -167,12 +167,6 @@ class PortalProcess(ChildProcess):
         """After a storm: a set keeps its largest table until it is rebuilt."""
         self.connections = set(self.connections)
 
-    def forget_closed(self) -> None:
-        """Drop the connections that closed (each also forgets itself as it closes: a
-        storm of short connections must not stay here, about 12 KB each)."""
-        self.connections.difference_update([s for s in self.connections
-                                            if s.gone is not None and s.gone.done()])
-
     async def listen_ssh(self, port: int) -> None:
         portal = self.settings.portal
         key = ssh.host_key(self.env.game_dir, runtime_paths(self.env.game_dir).keys,
@@ -322,7 +316,6 @@ class PortalProcess(ChildProcess):
         except ForeignPeer as exc:
             channel.close()
             return False, str(exc)
-        self.forget_closed()
         out = HandOut(self.handler, self.connections, timeout,
                       WebHandOut(self.web) if self.web is not None else None)
         with channel:

@@ -63,7 +63,7 @@ class TelnetSession(asyncio.Protocol, PortalSession):
             max_steps=settings.read_max_steps, line_timeout=settings.line_timeout)
         self._more_scheduled = False
         self._work = WorkBudget.full(settings.read_cpu_share, settings.read_cpu_burst,
-                                     time.perf_counter())  # the clock `_charged` reads
+                                     time.perf_counter())  # the clock `_charge` reads
         self.transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._write_scheduled = False
@@ -117,19 +117,13 @@ class TelnetSession(asyncio.Protocol, PortalSession):
             self._handle_events()
             self._write()
         if charged:
-            end = time.perf_counter()
-            self._work.spend(end - start, end)
-            self._after_read(end)
+            self._charge(start)
         elif self._paused or self.telnet.backlog:
             self._after_read()
 
-    def _charged(self, parse: Callable[[bytes], None], data: bytes) -> None:
-        """Parse and handle one slice, and charge the time it took to this connection:
-        one clock pair per read, whatever it held (the end time is the budget's `now`)."""
-        start = time.perf_counter()
-        parse(data)
-        self._handle_events()
-        self._write()
+    def _charge(self, start: float) -> None:
+        """Charge the work since `start` to this connection: one clock pair per read,
+        whatever it held (the end time is the budget's `now`)."""
         end = time.perf_counter()
         self._work.spend(end - start, end)
         self._after_read(end)
@@ -162,7 +156,11 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         if self._paused - {"backlog"} or self.transport is None or self.transport.is_closing():
             return
         if self.telnet.backlog and self._work.delay(time.perf_counter()) <= 0:
-            self._charged(lambda _: self.telnet.receive_more(), b"")
+            start = time.perf_counter()
+            self.telnet.receive_more()
+            self._handle_events()
+            self._write()
+            self._charge(start)
         else:
             self._after_read()
 
