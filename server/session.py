@@ -36,6 +36,8 @@ class SessionHandler(Protocol):
 
     def data_out(self, session: ServerSession, **kwargs: Any) -> None: ...
 
+    def text_out(self, session: ServerSession, text: str) -> None: ...
+
     def run_input(self, session: ServerSession, cmdname: str, args: list[Any],
                   kwargs: dict[str, Any]) -> None: ...
 
@@ -192,6 +194,11 @@ class ServerSession:
 
     def msg(self, text: str | None = None, **kwargs: Any) -> None:
         """Send `text` (colour markup allowed) and/or OOB commands to this player."""
+        if not kwargs and text.__class__ is str:  # the common call, in one step
+            handler = self.sessionhandler
+            if handler is not None:
+                handler.text_out(self, text)
+            return
         if text is not None:
             kwargs["text"] = text
         self.data_out(**kwargs)

@@ -186,12 +186,13 @@ class ServerSessionHandler:
             dict.update(session.protocol_flags, flags)
 
     def receive_input(self, items: Iterable[InputItem]) -> None:
+        busy, run = self._busy, self._run
         for item in items:
-            queue = self._busy.get(item.sessid)
+            queue = busy.get(item.sessid) if busy else None
             if queue is not None:
                 queue.append(item)
             else:
-                self._run(item)
+                run(item)
 
     # ------------------------------------------------------------ to the portal
 
@@ -202,7 +203,15 @@ class ServerSessionHandler:
         for cmdname, value in kwargs.items():
             args, cmd_kwargs = _split_output(value)
             self._out.append(OutputItem(sessid, cmdname, args, cmd_kwargs))
-        self._schedule_flush()
+        if not self._flush_scheduled:
+            self._schedule_flush()
+
+    def text_out(self, session: ServerSession, text: str) -> None:
+        """`data_out(session, text=text)`, the most common output, in one call."""
+        if self.sessions.get(session.sessid) is session:
+            self._out.append(OutputItem(session.sessid, "text", [text], {}))
+            if not self._flush_scheduled:
+                self._schedule_flush()
 
     def take_back_echo_on(self, session: ServerSession) -> bool:
         """A hidden question follows a hidden answer (a password's confirmation): drop the
@@ -328,11 +337,16 @@ class ServerSessionHandler:
         if counts_as_command(item.cmdname, item.args):
             session.cmd_total += 1
             session.cmd_last = session.cmd_last_visible = time.time()
-        self._ack(item.seq)
+        if item.seq:
+            self._acks.append(item.seq)
+            if not self._flush_scheduled:
+                self._schedule_flush()
 
     def _dispatch(self, session: ServerSession, item: InputItem) -> Awaitable[None] | None:
-        mark = self._savepoint()
-        self._out_marks.append(len(self._out))
+        world = self.world
+        mark = None if world is None else world.begin_command()
+        marks = self._out_marks
+        marks.append(len(self._out))
         try:
             if item.cmdname == "text":
                 return self._run_command(session, item)
@@ -350,8 +364,9 @@ class ServerSessionHandler:
             self._report_error(session, item)
             return None
         finally:
-            self._out_marks.pop()
-            self._release(mark)
+            marks.pop()
+            if world is not None:
+                world.end_command(mark)  # type: ignore[arg-type]
 
     def _savepoint(self) -> Any:
         return None if self.world is None else self.world.begin_command()
@@ -372,22 +387,26 @@ class ServerSessionHandler:
             del self._out[self._out_marks[-1]:]
 
     def _run_command(self, session: ServerSession, item: InputItem) -> Awaitable[None] | None:
-        line = str(item.args[0]) if item.args else ""
-        asked = session.server_data.get(ASK_KEY)
-        if isinstance(asked, dict):
-            return self._run_reply(session, asked, line)
+        args = item.args
+        line = (args[0] if args[0].__class__ is str else str(args[0])) if args else ""
+        if session.server_data:  # (most sessions: empty; then nothing is asked)
+            asked = session.server_data.get(ASK_KEY)
+            if isinstance(asked, dict):
+                return self._run_reply(session, asked, line)
         word, _, rest = line.strip().partition(" ")
         if not word:
             return None
         cmd = self.registry.find(word, session.logged_in)
-        assert self.game is not None
-        if cmd is None and self._traverse(session, line.strip()):
+        game = self.game
+        assert game is not None
+        if cmd is None:
+            if not self._traverse(session, line.strip()):
+                session.msg(NOT_AVAILABLE.format(word))
             return None
-        needs = None if cmd is None else cmd.needs
-        if cmd is None or (needs is not None and not self.game.has_perm(session, needs)):
+        if (cmd.admin or cmd.perm is not None) and not game.has_perm(session, cmd.needs):
             session.msg(NOT_AVAILABLE.format(word))
             return None
-        return cmd.func(Context(session, self.game, word, rest.strip(), cmd))
+        return cmd.func(Context(session, game, word, rest.strip() if rest else rest, cmd))
 
     def _traverse(self, session: ServerSession, name: str) -> bool:
         """A line that names an exit where the session's puppet is (key or alias, any
