@@ -3,7 +3,9 @@
 `FrameConnection` is an `asyncio.Protocol`. Frames passed to `send()` are encoded into a
 buffer and written once per loop turn, so a burst of frames costs one `write`. Frames sent
 with `urgent=True` (control: hand-over, heartbeats) go ahead of the normal ones in the
-same turn.
+same turn. `send_now()` writes at once instead (frames made at the end of a turn, by
+their producer's own batching), and `on_read_done` is called after the frames of each
+read, so an owner can answer a whole read in one write without waiting for a loop turn.
 
 Flow control: when what the peer has not read passes `write_limit`, the connection is not
 `writable` and `on_writable(conn, False)` is called; once it drains below a quarter of
@@ -98,8 +100,10 @@ class FrameConnection(asyncio.Protocol):
         on_writable: FlowHandler | None = None,
         write_limit: int = DEFAULT_WRITE_LIMIT,
         pause_reading_when_full: bool = False,
+        on_read_done: Callable[[FrameConnection], None] | None = None,
     ) -> None:
         self.name = name
+        self._on_read_done = on_read_done
         self._decoder: FrameDecoder[Any] = FrameDecoder(frame_type, max_frame)
         self._encoder = FrameEncoder(max_frame)
         self._on_frame = on_frame
@@ -164,17 +168,29 @@ class FrameConnection(asyncio.Protocol):
             if not self.trusted:
                 self.close("malformed frame before the handshake", CloseCause.MALFORMED)
                 return
-        for frame in decoder.frames_received():
-            if self.is_closing():
-                return
-            try:
-                self._on_frame(self, frame)
-            except Exception:  # the owner's bug: log it with the frame, take the next one
-                log.exception("%s (peer pid %d): handler failed on %s frame",
-                              self.name, self.peer_pid, type(frame).__name__)
+        try:
+            for frame in decoder.frames_received():
+                if self.is_closing():
+                    return
+                try:
+                    self._on_frame(self, frame)
+                except Exception:  # the owner's bug: log it with the frame, take the next
+                    log.exception("%s (peer pid %d): handler failed on %s frame",
+                                  self.name, self.peer_pid, type(frame).__name__)
+        finally:
+            if self._on_read_done is not None:
+                self._read_done()
         if decoder.fatal is not None:
             log.warning("%s (peer pid %d): closing: %s", self.name, self.peer_pid, decoder.fatal)
             self.close(decoder.fatal, CloseCause.MALFORMED)
+
+    def _read_done(self) -> None:
+        assert self._on_read_done is not None
+        try:
+            self._on_read_done(self)
+        except Exception:
+            log.exception("%s (peer pid %d): end-of-read handler failed", self.name,
+                          self.peer_pid)
 
     def eof_received(self) -> bool | None:
         self.close("connection closed by peer", CloseCause.PEER)
@@ -224,6 +240,15 @@ class FrameConnection(asyncio.Protocol):
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self.flush)
+
+    def send_now(self, *frames: Frame) -> None:
+        """Write `frames` at once, after everything queued, in one write: for a producer
+        that batches its own frames (no loop turn is spent on a scheduled flush)."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        for frame in frames:
+            self._encoder.encode_into(frame, self._out)
+        self.flush()
 
     def flush(self) -> None:
         """Write everything queued now (urgent frames first)."""

@@ -93,6 +93,9 @@ MSG_BACK = "|g... The game is back.|n"
 
 # Sessions per PSync frame: about 0.5 KB each, so a chunk stays far below the frame limit.
 PSYNC_CHUNK = 500
+# What `data_in` returns when it has nothing to do (most lines): one shared empty list,
+# never appended to, instead of a new one per line.
+_NO_EFFECTS: list[Effect] = []
 
 
 class LinkState(StrEnum):
@@ -224,20 +227,23 @@ class Link(LinkInput):
         """Hold one input; it reaches a server in order, now or after a restart."""
         peer = self.peers.get(sessid)
         if peer is None:
-            return []
-        item = InputItem(self._next_seq, sessid, cmdname, args, kwargs)
-        self._next_seq += 1
-        self.pending.append(item)
+            return _NO_EFFECTS
+        seq = self._next_seq
+        self._next_seq = seq + 1
+        self.pending.append(InputItem(seq, sessid, cmdname, args, kwargs))
         peer.held += 1
         self.held_total += 1
-        if (peer.held >= self.settings.input_buffer_per_session
-                or self.held_total >= self.settings.input_buffer_total):
+        settings = self.settings
+        if (peer.held >= settings.input_buffer_per_session
+                or self.held_total >= settings.input_buffer_total):
             self._pause(sessid, peer)
-        if self.state is LinkState.ATTACHED:
-            self._want_pump()
-        elif self.state is LinkState.NONE:  # an outage; a hand-over is silent
+        state = self.state
+        if state is LinkState.ATTACHED:
+            if not self._pump_wanted:  # `_want_pump`, inline: most lines find it wanted
+                self._want_pump()
+        elif state is LinkState.NONE:  # an outage; a hand-over is silent
             self._tell_waiting(sessid, peer)
-        return self._take()
+        return self._take() if self._effects else _NO_EFFECTS
 
     def pump(self) -> list[Effect]:
         """Send pending input to the attached server, within the in-flight window."""
@@ -398,7 +404,9 @@ class Link(LinkInput):
         unconfirmed = self.server.unconfirmed
         if unconfirmed:  # (only just after a connection: empty on the player path)
             self._confirm(unconfirmed, frame)
-        match frame:
+        match frame:  # the player path's two first: a failed case costs an isinstance
+            case DataOut():
+                self._emit(Deliver(frame))
             case Ack(seqs=seqs):
                 self._acked(seqs)
             case SyncDone() if (self.state, LinkEvent.SYNC_DONE) in TRANSITIONS:
@@ -418,8 +426,6 @@ class Link(LinkInput):
                 self._emit(Deliver(frame))
             case SLogin(sessid=sessid):
                 self._changed(sessid)
-                self._emit(Deliver(frame))
-            case DataOut():
                 self._emit(Deliver(frame))
             case Heartbeat():
                 pass
@@ -452,13 +458,20 @@ class Link(LinkInput):
     def _acked(self, seqs: list[int]) -> None:
         done: list[int] = []  # one CommandDone for the whole frame
         inflight, peers = self.inflight, self.peers
+        half = self.settings.input_buffer_per_session // 2
         for seq in seqs:
             item = inflight.pop(seq, None)
             if item is None:
                 continue
-            if item.sessid in peers and counts_as_command(item.cmdname, item.args):
+            peer = peers.get(item.sessid)
+            if peer is None:
+                continue  # the session went away; its inputs were uncounted then
+            if counts_as_command(item.cmdname, item.args):
                 done.append(item.sessid)
-            self._release(item.sessid)
+            peer.held -= 1  # `_release`, inline
+            self.held_total -= 1
+            if peer.paused and peer.held <= half:
+                self._release_paused(item.sessid, peer)
         if done:
             self._emit(CommandDone(done, self._clock()))
         if self.pending:

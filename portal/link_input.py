@@ -203,8 +203,13 @@ class LinkInput:
             return  # the session went away; its inputs were uncounted then
         peer.held -= 1
         self.held_total -= 1
-        if (peer.paused and peer.held <= self.settings.input_buffer_per_session // 2
-                and self.held_total < self.settings.input_buffer_total):
+        if peer.paused and peer.held <= self.settings.input_buffer_per_session // 2:
+            self._release_paused(sessid, peer)
+
+    def _release_paused(self, sessid: int, peer: Peer) -> None:
+        """A paused session is down to half its buffer: it reads again, unless all held
+        input together is still at the total limit."""
+        if self.held_total < self.settings.input_buffer_total:
             peer.paused = peer.told_full = False
             self._emit(Resume(sessid))
 

@@ -153,9 +153,13 @@ class PortalSessionHandler:
             synced = sum(1 for peer in self.link.peers.values() if peer.announced)
             log.info("attaching server %s in mode %s (%d sessions, %d sent)",
                      conn.state.get("pid"), frame.mode, synced, len(frame.sessions))
-        if conn is not None:
+        if conn is None:
+            return
+        if flush and not urgent:  # we already run at the end of the turn: don't wait
+            conn.send_now(frame)
+        else:
             conn.send(frame, urgent=urgent)
-            if flush:  # we already run at the end of the turn: don't wait for another
+            if flush:
                 conn.flush()
 
     def _session_call(self, sessid: int, method: str, *args: Any) -> None:

@@ -194,7 +194,8 @@ class ServerProcess(ChildProcess):
         self.control: FrameConnection | None = None
         self.link: FrameConnection | None = None
         self.marker = FileMarker(marker_path(env.state_dir, os.getpid()))
-        self.handler = ServerSessionHandler(registry, self._send, self.marker, self._flush)
+        self.handler = ServerSessionHandler(registry, self._send, self.marker, self._flush,
+                                            self._send_now)
         self.stopping = False
         self.ready_sent = False
         self.attached_before = False  # a re-attach (after a portal restart) runs no start hook
@@ -232,6 +233,7 @@ class ServerProcess(ChildProcess):
         self.link = await connect_unix(
             str(env.portal_socket), GameFrame, self.on_frame, self.on_link_closed,
             name="server-link", pause_reading_when_full=True,
+            on_read_done=lambda conn: self.handler.release_flush(),
         )
         standby = env.standby and not self.attached_before
         self.link.send(Hello(role="server", pid=os.getpid(), secret=env.secret,
@@ -285,12 +287,21 @@ class ServerProcess(ChildProcess):
         if self.link is not None:
             self.link.flush()
 
+    def _send_now(self, frames: list[Frame]) -> None:
+        """The handler's flush: its frames and everything before them, in one write."""
+        if self.held is not None or self.link is None:
+            for frame in frames:
+                self._send(frame)
+        else:
+            self.link.send_now(*frames)
+
     # ------------------------------------------------------------ game link
 
     def on_frame(self, conn: FrameConnection, frame: Any) -> None:
         handler = self.handler
         match frame:
             case DataIn(items=items):
+                handler.hold_flush()  # released at the end of this read
                 handler.receive_input(items)
             case PConn(session=data):
                 handler.connect(data)

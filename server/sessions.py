@@ -68,6 +68,7 @@ class ServerSessionHandler:
         send: Callable[[Frame], None],
         marker: SeqMarker | None = None,
         flush_link: Callable[[], None] = lambda: None,
+        send_now: Callable[[list[Frame]], None] | None = None,
     ) -> None:
         self.registry = registry
         self.game: Game | None = None
@@ -81,6 +82,10 @@ class ServerSessionHandler:
         self.commit_failed: Callable[[BaseException], None] = _reraise
         self._send = send
         self._flush_link = flush_link
+        # the frames of a flush, written at once with everything sent before them (one
+        # write, no loop turn); by default `send` each, then `flush_link`
+        self._send_now = send_now
+        self._holding = False  # in a read from the portal: its end flushes (`hold_flush`)
         self._marker: SeqMarker = marker or NoMarker()
         self._out: list[OutputItem] = []
         self._acks: list[int] = []
@@ -243,16 +248,35 @@ class ServerSessionHandler:
         acks: in that order, one write."""
         self._flush_scheduled = False
         self.commit()
+        frames: list[Frame] = []
         if self._out:
-            self._send(DataOut(items=self._out))
+            frames.append(DataOut(items=self._out))
             self._out = []
         if self._dirty:
-            self.push_sessions(self._dirty.values())
+            synced = self._sync_frame(self._dirty.values())
+            if synced is not None:
+                frames.append(synced)
             self._dirty = {}
         if self._acks:
-            self._send(Ack(seqs=self._acks))
+            frames.append(Ack(seqs=self._acks))
             self._acks = []
-        self._flush_link()  # written now, not one loop turn later
+        if self._send_now is not None:
+            self._send_now(frames)  # written now, not one loop turn later
+        else:
+            for frame in frames:
+                self._send(frame)
+            self._flush_link()
+
+    def hold_flush(self) -> None:
+        """A read from the portal is being handled: what its input sends waits for
+        `release_flush()` at the read's end (one write for the read, in the same loop
+        turn), not for a scheduled flush."""
+        self._holding = True
+
+    def release_flush(self) -> None:
+        self._holding = False
+        if self._flush_scheduled:
+            self.flush()
 
     def commit(self) -> None:
         """The world's change buffer, in one transaction (nothing to do: nothing done)."""
@@ -265,13 +289,17 @@ class ServerSessionHandler:
                 raise
 
     def push_sessions(self, sessions: Iterable[ServerSession]) -> None:
+        frame = self._sync_frame(sessions)
+        if frame is not None:
+            self._send(frame)
+
+    def _sync_frame(self, sessions: Iterable[ServerSession]) -> SSync | None:
         data = []
         for session in sessions:
             session.dirty = False
             data.append(session.get_changed_data())
             session.note_synced()
-        if data:
-            self._send(SSync(sessions=data))
+        return SSync(sessions=data) if data else None
 
     def push_unsynced(self) -> None:
         """Push every session whose data differs from what the portal last saw, however
@@ -481,6 +509,8 @@ class ServerSessionHandler:
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
+            if self._holding:
+                return  # the read's end flushes (`release_flush`)
             loop = self._loop
             if loop is None or loop.is_closed():  # (get_running_loop costs a getpid())
                 loop = self._loop = asyncio.get_running_loop()

@@ -146,8 +146,10 @@ class TelnetProtocol(Negotiation, TelnetParser):
             return None
         # (no line is under way, so there is none to expire or to time: `_line_started`
         # is None already)
+        name = self.flags.get("ENCODING", "utf-8")  # `_text_codec`, inline
         try:
-            text = data[:end].decode(self._text_codec())
+            text = data[:end].decode(self._codec if name is self._codec_for
+                                     else self._text_codec())
         except UnicodeDecodeError:
             return None  # the parser says so, the usual way
         self._after_cr = False  # the LF of this CR LF was taken with it

@@ -112,10 +112,14 @@ class TelnetSession(asyncio.Protocol, PortalSession):
         line = self.telnet.plain_line(data) if self._announced_to_handler else None
         if line is not None:  # the common read: one plain line, straight to the guard
             self._handler.guard.data_in(self, "text", [line], {})
-        else:
-            self.telnet.receive_data(data)
-            self._handle_events()
-            self._write()
+            if charged:
+                self._charge(start)
+            elif self._paused:  # (a plain line leaves no backlog)
+                self._after_read()
+            return
+        self.telnet.receive_data(data)
+        self._handle_events()
+        self._write()
         if charged:
             self._charge(start)
         elif self._paused or self.telnet.backlog:
