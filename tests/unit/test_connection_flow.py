@@ -169,3 +169,25 @@ def test_silence_past_the_heartbeat_timeout_closes_with_a_typed_cause() -> None:
         assert left.cause is CloseCause.SILENT
 
     asyncio.run(scenario())
+
+
+def test_send_now_writes_at_once_in_one_write_and_a_read_ends_with_on_read_done() -> None:
+    """The player path's frames leave without a loop turn (issue 24): `send_now` writes
+    what was queued and its own frames in one write, and schedules nothing; the reader
+    hears `on_read_done` once after the frames of that read."""
+    async def scenario() -> None:
+        done: list[int] = []
+        sender = Peer()
+        reader = Peer(on_read_done=lambda conn: done.append(len(reader.frames)))
+        out, _ = await pair(sender, reader)
+        assert out.transport is not None
+        writes: list[int] = []
+        real_write = out.transport.write
+        out.transport.write = lambda data: (writes.append(len(data)), real_write(data))[1]  # type: ignore[method-assign]
+        out.send(Ack(seqs=[1]))
+        out.send_now(Ack(seqs=[2]), Ack(seqs=[3]))
+        assert len(writes) == 1 and not out._flush_scheduled  # nothing left for a turn
+        await reader.wait(lambda: len(reader.frames) == 3, "three frames")
+        assert [f.seqs for f in reader.frames] == [[1], [2], [3]]
+        assert done == [3]  # one read, after its three frames
+    asyncio.run(asyncio.wait_for(scenario(), 10))

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import gc
 import typing
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ipc.child import GC_YOUNG, tune_gc
+from ipc.frames import Ack, DataOut, InputItem
 from ipc.settings import PortalSettings
 from portal import link_input as fx
 from portal.guard import plain_line
 from portal.sessions import PortalSessionHandler
 from portal.telnet import IAC, WILL, FlagsChanged, TelnetEvent, TelnetProtocol
+from server.testkit import TestGame
 from tests.unit.test_guard import FakeSession, make_guard
+
+TEST_GAME = Path(__file__).resolve().parent.parent / "game"
 
 
 def test_the_gc_is_tuned_for_a_long_lived_heap() -> None:
@@ -94,3 +99,30 @@ def test_a_one_line_read_gives_what_the_byte_parser_gives(chunks: list[bytes]) -
     bytewise = _events([bytes((b,)) for chunk in chunks for b in chunk], max_line=16)
     strip = [e for e in whole if not isinstance(e, FlagsChanged)]
     assert strip == [e for e in bytewise if not isinstance(e, FlagsChanged)]
+
+
+def test_the_server_answers_a_read_at_its_end_in_one_write(tmp_path: Path) -> None:
+    """Input the portal sent in one read is answered when that read ends, output and
+    acks in one `send_now`, not a loop turn later (issue 24)."""
+    kit = TestGame(tmp_path / "world.db", game_dir=TEST_GAME)
+    try:
+        alice = kit.player("alice", oob=False)
+        sent: list[list[Any]] = []
+        kit.handler._send_now = sent.append
+        sessid = alice.session.sessid
+
+        async def read() -> None:
+            kit.handler.hold_flush()
+            kit.handler.receive_input([InputItem(901, sessid, "text", ["ping a"], {}),
+                                       InputItem(902, sessid, "text", ["ping b"], {})])
+            assert sent == []  # nothing before the read's end, and no flush scheduled
+            assert not kit.loop._ready  # type: ignore[attr-defined]
+            kit.handler.release_flush()
+            assert [type(frame) for frame in sent[0]] == [DataOut, Ack]
+            assert [item.args[0] for item in sent[0][0].items] == ["pong a", "pong b"]
+            assert sent[0][1].seqs == [901, 902]
+
+        kit._run(read())
+        assert len(sent) == 1
+    finally:
+        kit.close()
