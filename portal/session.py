@@ -109,7 +109,8 @@ class PortalSession:
         batch still reaches everyone else."""
         try:
             if cmdname == "text" and not kwargs:  # most output: one call less
-                self.send_text(str(args[0]) if args else "")
+                text = args[0] if args else ""
+                self.send_text(text if text.__class__ is str else str(text))
             else:
                 self._dispatch_output(cmdname, args, kwargs)
         except Exception as exc:

@@ -206,11 +206,14 @@ class PortalSessionHandler:
         sessions = self.sessions
         match frame:
             case DataOut(items=items):
-                for item in items:
-                    session = sessions.get(item.sessid)
-                    if session is not None:
-                        session.send_output(item.cmdname, item.args, item.kwargs)
-                self._write_all()  # one write per player for the whole batch, now
+                self._write_scheduled = True  # `_write_all` below: nothing to schedule
+                try:
+                    for item in items:
+                        session = sessions.get(item.sessid)
+                        if session is not None:
+                            session.send_output(item.cmdname, item.args, item.kwargs)
+                finally:
+                    self._write_all()  # one write per player for the whole batch, now
             case SSync(sessions=changed):
                 for data in changed:
                     session = sessions.get(data.sessid)

@@ -349,7 +349,7 @@ class TelnetSession(asyncio.Protocol, PortalSession):
     def send_text(self, text: str, **kwargs: Any) -> None:
         if "|" in text:  # (what `render` checks first, without the call)
             text = render(text, self.protocol_flags)
-        self.telnet.send_text(text, newline=True)
+        self.telnet.send_text(text, False, True)  # newline=True, passed by position
         if not self._write_scheduled:  # `_output_waiting`, inline: this runs per line
             self._write_scheduled = True
             self._handler.write_soon(self)
