@@ -161,6 +161,10 @@ class Link(LinkInput):
         super().__init__(settings, snapshot)
         self.run_id = run_id
         self.state = LinkState.NONE
+        # `state is LinkState.ATTACHED`, kept by `_step`: the player path asks it per line,
+        # and an enum member read through its class costs ~80 ns on Python 3.11 (its
+        # metaclass has a __getattr__)
+        self.attached = False
         self.server: ServerConn | None = None
         self.standby: ServerConn | None = None
         self.deadline: float | None = None
@@ -174,6 +178,7 @@ class Link(LinkInput):
         old = self.state
         try:
             self.state = TRANSITIONS[(old, event)]
+            self.attached = self.state is LinkState.ATTACHED
         except KeyError:
             raise LocalProtocolError(f"link event {event} in state {old}") from None
         return old
@@ -237,18 +242,17 @@ class Link(LinkInput):
         if (peer.held >= settings.input_buffer_per_session
                 or self.held_total >= settings.input_buffer_total):
             self._pause(sessid, peer)
-        state = self.state
-        if state is LinkState.ATTACHED:
+        if self.attached:
             if not self._pump_wanted:  # `_want_pump`, inline: most lines find it wanted
                 self._want_pump()
-        elif state is LinkState.NONE:  # an outage; a hand-over is silent
+        elif self.state is LinkState.NONE:  # an outage; a hand-over is silent
             self._tell_waiting(sessid, peer)
         return self._take() if self._effects else _NO_EFFECTS
 
     def pump(self) -> list[Effect]:
         """Send pending input to the attached server, within the in-flight window."""
         self._pump_wanted = False
-        if self.state is not LinkState.ATTACHED or self.server is None \
+        if not self.attached or self.server is None \
                 or not self.server.writable or self.frozen:
             return []
         room = self.settings.inflight_window - len(self.inflight)

@@ -112,8 +112,7 @@ class PortalSessionHandler:
         """SSH logins go to the attached server only; while none is attached they wait,
         and what a server that went away did not answer is sent to the next one."""
         server = self.link.server
-        attached = (server.conn if server is not None and self.link.state is LinkState.ATTACHED
-                    else None)
+        attached = server.conn if server is not None and self.link.attached else None
         if attached == self._auth_conn:
             return
         self._auth_conn = attached

@@ -50,7 +50,7 @@ from portal.telnet.events import (
     default_flags,
 )
 from portal.telnet.negotiation import Negotiation, Q, Side
-from portal.telnet.parser import _TEXT_START, Parse, TelnetParser
+from portal.telnet.parser import _DATA, _TEXT_START, Parse, TelnetParser
 
 __all__ = ["TelnetProtocol"]
 
@@ -84,6 +84,8 @@ class TelnetProtocol(Negotiation, TelnetParser):
         self.settled = False
         self._max_bytes = max_bytes
         self._max_steps = max_steps
+        # the longest line `plain_line` takes whole: within max_line and the read budget
+        self._plain_max = min(max_line, max_bytes - 2) if max_steps >= 2 else -1
         self._in = b""  # bytes received and not parsed yet (over the budget)
         self._in_pos = 0
         self._mssp = mssp
@@ -138,10 +140,9 @@ class TelnetProtocol(Negotiation, TelnetParser):
         `_run` would do (the same line, the same bounds), and returned: no event is made.
         None, and nothing done, for anything else (then call `receive_data`)."""
         end = len(data) - 2
-        if (end < 0 or data[end:] != b"\r\n" or self._line or self._discarded
-                or self._state is not Parse.DATA or self._after_cr or self._flags_touched
-                or end > self._max_line or end + 2 > self._max_bytes or self._max_steps < 2
-                or self._events or self._eof or self._in_pos < len(self._in)
+        if (end < 0 or end > self._plain_max or data[end:] != b"\r\n" or self._line
+                or self._discarded or self._state is not _DATA or self._after_cr
+                or self._flags_touched or self._events or self._eof or self._in
                 or _TEXT_START.search(data, 0, end) is not None):
             return None
         # (no line is under way, so there is none to expire or to time: `_line_started`

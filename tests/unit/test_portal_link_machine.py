@@ -264,6 +264,10 @@ class LinkMachine(RuleBasedStateMachine):
             assert server.known == announced == self.sessions
 
     @invariant()
+    def the_attached_flag_follows_the_state(self) -> None:
+        assert self.link.attached == (self.link.state is LinkState.ATTACHED)
+
+    @invariant()
     def held_input_is_counted_right(self) -> None:
         link = self.link
         held = sum(peer.held for peer in link.peers.values())
