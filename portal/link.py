@@ -162,8 +162,8 @@ class Link(LinkInput):
         self.run_id = run_id
         self.state = LinkState.NONE
         # `state is LinkState.ATTACHED`, kept by `_step`: the player path asks it per line,
-        # and an enum member read through its class costs ~80 ns on Python 3.11 (its
-        # metaclass has a __getattr__)
+        # and an enum member read through its class costs about 100 ns on Python 3.11
+        # (EnumType has a __getattr__; see `portal.telnet.parser`)
         self.attached = False
         self.server: ServerConn | None = None
         self.standby: ServerConn | None = None

@@ -95,7 +95,6 @@ class World:
         self.rows_written = 0
         self.character_typeclass: type[WorldObject] | str = Character
         self.timers: Timers | None = None
-        self._spare_undo: UndoLog | None = None  # an empty log to reuse (see end_command)
         self._next_id = 1
         self._names: dict[str, list[WorldObject]] = {}
         self._tagged: dict[tuple[str, str], dict[WorldObject, None]] = {}
@@ -553,11 +552,9 @@ class World:
 
     def begin_command(self) -> tuple[UndoLog, Token[UndoLog | None]]:
         """A savepoint: writes from now on can be undone by `rollback_command`."""
-        undo = self._spare_undo
-        if undo is None:
-            undo = UndoLog()
-        else:
-            self._spare_undo = None
+        # A new log every time, never a reused one: a task or a call_later the command
+        # starts keeps this context, and may still write into its log later.
+        undo = UndoLog()
         return undo, _undo.set(undo)
 
     def end_command(self, mark: tuple[UndoLog, Token[UndoLog | None]]) -> None:
@@ -566,8 +563,7 @@ class World:
         undo = mark[0]
         _undo.reset(mark[1])
         if not (undo.saved or undo.timers or undo.kv):
-            self._spare_undo = undo  # most commands write nothing: the next one takes it
-            return
+            return  # (most commands write nothing: nothing to hand to an outer savepoint)
         outer = _undo.get()
         if outer is not None:
             for oid, state in undo.saved.items():
