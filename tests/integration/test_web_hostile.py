@@ -55,8 +55,13 @@ async def watch_rss(pid: int, stop: asyncio.Event) -> int:
     return peak
 
 
-async def settles(pid: int, within: float = 5.0) -> float:
-    """The portal's CPU share (%) in the first 0.5 s window under 10%, or the last one."""
+async def settles(pid: int, within: float = 10.0) -> float:
+    """The portal's CPU share (%) in the first 0.5 s window under 10%, or the last one.
+
+    After the pipelined ajax input the portal may spend 10-14% for a few seconds; on a
+    loaded 2-core machine that lasted up to 6 s, at 7dcce81 as after it, so 5 s failed now
+    and then. An attack that leaves the portal busy (the 100% this guards against) fails
+    as before."""
     proc, share = psutil.Process(pid), 100.0
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
