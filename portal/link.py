@@ -462,7 +462,6 @@ class Link(LinkInput):
     def _acked(self, seqs: list[int]) -> None:
         done: list[int] = []  # one CommandDone for the whole frame
         inflight, peers = self.inflight, self.peers
-        half = self.settings.input_buffer_per_session // 2
         for seq in seqs:
             item = inflight.pop(seq, None)
             if item is None:
@@ -472,10 +471,7 @@ class Link(LinkInput):
                 continue  # the session went away; its inputs were uncounted then
             if counts_as_command(item.cmdname, item.args):
                 done.append(item.sessid)
-            peer.held -= 1  # `_release`, inline
-            self.held_total -= 1
-            if peer.paused and peer.held <= half:
-                self._release_paused(item.sessid, peer)
+            self._release_peer(item.sessid, peer)
         if done:
             self._emit(CommandDone(done, self._clock()))
         if self.pending:

@@ -199,17 +199,15 @@ class LinkInput:
     def _release(self, sessid: int) -> None:
         """One input of `sessid` is done: count it down, and read again when room is back."""
         peer = self.peers.get(sessid)
-        if peer is None:
-            return  # the session went away; its inputs were uncounted then
+        if peer is not None:  # (a session that went away: its inputs were uncounted then)
+            self._release_peer(sessid, peer)
+
+    def _release_peer(self, sessid: int, peer: Peer) -> None:
+        """`_release` of a session whose peer is in hand."""
         peer.held -= 1
         self.held_total -= 1
-        if peer.paused and peer.held <= self.settings.input_buffer_per_session // 2:
-            self._release_paused(sessid, peer)
-
-    def _release_paused(self, sessid: int, peer: Peer) -> None:
-        """A paused session is down to half its buffer: it reads again, unless all held
-        input together is still at the total limit."""
-        if self.held_total < self.settings.input_buffer_total:
+        if (peer.paused and peer.held <= self.settings.input_buffer_per_session // 2
+                and self.held_total < self.settings.input_buffer_total):
             peer.paused = peer.told_full = False
             self._emit(Resume(sessid))
 

@@ -208,15 +208,13 @@ class ServerSessionHandler:
         for cmdname, value in kwargs.items():
             args, cmd_kwargs = _split_output(value)
             self._out.append(OutputItem(sessid, cmdname, args, cmd_kwargs))
-        if not self._flush_scheduled:
-            self._schedule_flush()
+        self._schedule_flush()
 
     def text_out(self, session: ServerSession, text: str) -> None:
         """`data_out(session, text=text)`, the most common output, in one call."""
         if self.sessions.get(session.sessid) is session:
             self._out.append(OutputItem(session.sessid, "text", [text], {}))
-            if not self._flush_scheduled:
-                self._schedule_flush()
+            self._schedule_flush()
 
     def take_back_echo_on(self, session: ServerSession) -> bool:
         """A hidden question follows a hidden answer (a password's confirmation): drop the
@@ -365,14 +363,10 @@ class ServerSessionHandler:
         if counts_as_command(item.cmdname, item.args):
             session.cmd_total += 1
             session.cmd_last = session.cmd_last_visible = time.time()
-        if item.seq:
-            self._acks.append(item.seq)
-            if not self._flush_scheduled:
-                self._schedule_flush()
+        self._ack(item.seq)
 
     def _dispatch(self, session: ServerSession, item: InputItem) -> Awaitable[None] | None:
-        world = self.world
-        mark = None if world is None else world.begin_command()
+        mark = self._savepoint()
         marks = self._out_marks
         marks.append(len(self._out))
         try:
@@ -393,8 +387,7 @@ class ServerSessionHandler:
             return None
         finally:
             marks.pop()
-            if world is not None:
-                world.end_command(mark)  # type: ignore[arg-type]
+            self._release(mark)
 
     def _savepoint(self) -> Any:
         return None if self.world is None else self.world.begin_command()
