@@ -212,9 +212,11 @@ class ServerSessionHandler:
 
     def text_out(self, session: ServerSession, text: str) -> None:
         """`data_out(session, text=text)`, the most common output, in one call."""
-        if self.sessions.get(session.sessid) is session:
-            self._out.append(OutputItem(session.sessid, "text", [text], {}))
-            self._schedule_flush()
+        sessid = session.sessid
+        if self.sessions.get(sessid) is session:
+            self._out.append(OutputItem(sessid, "text", [text], {}))
+            if not self._flush_scheduled:
+                self._schedule_flush()
 
     def take_back_echo_on(self, session: ServerSession) -> bool:
         """A hidden question follows a hidden answer (a password's confirmation): drop the
@@ -325,23 +327,44 @@ class ServerSessionHandler:
         return True
 
     def _run(self, item: InputItem) -> None:
+        """One input, start to end. This runs for every line a player types, so what
+        `_dispatch` and `_finish` do is written out here (one frame instead of five): the
+        savepoint, the output mark, the command, the count and the ack."""
         session = self.sessions.get(item.sessid)
+        seq = item.seq
         if session is None:
-            self._ack(item.seq)
+            self._ack(seq)
             return
-        self._marker.set(item.seq)
+        world, marks, text = self.world, self._out_marks, item.cmdname == "text"
+        self._marker.set(seq)
+        mark = None if world is None else world.begin_command()
+        marks.append(len(self._out))
         try:
-            pending = self._dispatch(session, item)
+            pending = self._run_command(session, item) if text else self._call(session, item)
+        except (Exception, SystemExit):  # a command calling sys.exit() ends only itself
+            self._report_error(session, item)
+            pending = None
         finally:
+            marks.pop()
+            if mark is not None:
+                world.end_command(mark)  # type: ignore[union-attr]
             self._marker.set(0)
-        if pending is None:
-            self._finish(session, item)
+        if pending is not None:
+            self._busy[item.sessid] = deque()
+            self._idle.clear()
+            task = asyncio.ensure_future(self._await(session, item, pending))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
             return
-        self._busy[item.sessid] = deque()
-        self._idle.clear()
-        task = asyncio.ensure_future(self._await(session, item, pending))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if text:
+            args = item.args
+            if not (len(args) == 1 and args[0] == "idle"):  # `counts_as_command`
+                session.cmd_total += 1
+                session.cmd_last = session.cmd_last_visible = time.time()
+        if seq:
+            self._acks.append(seq)
+            if not self._flush_scheduled:
+                self._schedule_flush()
 
     async def _await(
         self, session: ServerSession, item: InputItem, pending: Awaitable[None]
@@ -372,22 +395,26 @@ class ServerSessionHandler:
         try:
             if item.cmdname == "text":
                 return self._run_command(session, item)
-            name = item.cmdname.lower()
-            func = self.registry.inputfuncs.get(name)
-            if func is not None:
-                return func(session, item.args, item.kwargs)
-            builtin = oob.INPUTS.get(name)  # Core.Supports.*, Char.Login, MSDP's commands
-            if builtin is None:
-                log.debug("no inputfunc for %r", item.cmdname)
-                return None
-            assert self.game is not None
-            return builtin(self.game, session, item.args, item.kwargs)
+            return self._call(session, item)
         except (Exception, SystemExit):  # a command calling sys.exit() ends only itself
             self._report_error(session, item)
             return None
         finally:
             marks.pop()
             self._release(mark)
+
+    def _call(self, session: ServerSession, item: InputItem) -> Awaitable[None] | None:
+        """An out-of-band input: the game's inputfunc of that name, else a built-in one."""
+        name = item.cmdname.lower()
+        func = self.registry.inputfuncs.get(name)
+        if func is not None:
+            return func(session, item.args, item.kwargs)
+        builtin = oob.INPUTS.get(name)  # Core.Supports.*, Char.Login, MSDP's commands
+        if builtin is None:
+            log.debug("no inputfunc for %r", item.cmdname)
+            return None
+        assert self.game is not None
+        return builtin(self.game, session, item.args, item.kwargs)
 
     def _savepoint(self) -> Any:
         return None if self.world is None else self.world.begin_command()
@@ -410,8 +437,9 @@ class ServerSessionHandler:
     def _run_command(self, session: ServerSession, item: InputItem) -> Awaitable[None] | None:
         args = item.args
         line = (args[0] if args[0].__class__ is str else str(args[0])) if args else ""
-        if session.server_data:  # (most sessions: empty; then nothing is asked)
-            asked = session.server_data.get(ASK_KEY)
+        data = session.server_data
+        if ASK_KEY in data:  # (most lines: nothing was asked)
+            asked = data[ASK_KEY]
             if isinstance(asked, dict):
                 return self._run_reply(session, asked, line)
         word, _, rest = line.strip().partition(" ")
