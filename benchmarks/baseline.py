@@ -96,20 +96,21 @@ class Link(asyncio.Protocol):
 # ---------------------------------------------------------------- B: the "server"
 
 
+def echo_link() -> Link:
+    """B's end of the Unix socket: every `ping X` answered `pong X`."""
+    link = Link(None, DataOut)
+
+    def on_frame(frame: DataIn) -> None:
+        for item in frame.items:
+            text = item.args[0]
+            link.send(OutputItem(item.sessid, "text", ["pong" + text[4:]], {}))
+    link.on_frame = on_frame
+    return link
+
+
 async def run_echo(path: str) -> None:
     loop = asyncio.get_running_loop()
-
-    def factory() -> Link:
-        link = Link(None, DataOut)
-
-        def on_frame(frame: DataIn) -> None:
-            for item in frame.items:
-                text = item.args[0]
-                link.send(OutputItem(item.sessid, "text", ["pong" + text[4:]], {}))
-        link.on_frame = on_frame
-        return link
-
-    await loop.create_unix_server(factory, path)
+    await loop.create_unix_server(echo_link, path)
     print("READY", flush=True)
     await asyncio.Event().wait()
 

@@ -462,6 +462,7 @@ class Link(LinkInput):
     def _acked(self, seqs: list[int]) -> None:
         done: list[int] = []  # one CommandDone for the whole frame
         inflight, peers = self.inflight, self.peers
+        released = 0
         for seq in seqs:
             item = inflight.pop(seq, None)
             if item is None:
@@ -471,7 +472,13 @@ class Link(LinkInput):
                 continue  # the session went away; its inputs were uncounted then
             if counts_as_command(item.cmdname, item.args):
                 done.append(item.sessid)
-            self._release_peer(item.sessid, peer)
+            peer.held -= 1  # `_release_peer`, with the total counted down once
+            released += 1
+            if peer.paused:
+                self.held_total -= released
+                released = 0
+                self._resume_if_room(item.sessid, peer)
+        self.held_total -= released
         if done:
             self._emit(CommandDone(done, self._clock()))
         if self.pending:

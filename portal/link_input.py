@@ -206,7 +206,13 @@ class LinkInput:
         """`_release` of a session whose peer is in hand."""
         peer.held -= 1
         self.held_total -= 1
-        if (peer.paused and peer.held <= self.settings.input_buffer_per_session // 2
+        if peer.paused:
+            self._resume_if_room(sessid, peer)
+
+    def _resume_if_room(self, sessid: int, peer: Peer) -> None:
+        """A paused session reads again once half its input buffer is free (and the
+        portal's total is under its limit)."""
+        if (peer.held <= self.settings.input_buffer_per_session // 2
                 and self.held_total < self.settings.input_buffer_total):
             peer.paused = peer.told_full = False
             self._emit(Resume(sessid))

@@ -27,6 +27,7 @@ SMOKE = {
     "reload": ["--clients", "3", "--warmup", "0.2", "--quiet", "0.2", "--settle", "0.2",
                "--hang-timeout", "2"],
     "world": ["--quick"],
+    "hotpath": ["--rounds", "2"],
 }
 
 
@@ -54,3 +55,15 @@ def test_a_failed_check_fails_the_benchmark(tmp_path: Path) -> None:
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=90)
     assert result.returncode == 1, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     assert "FAILED checks: batched frames/s ratio >= 1000.00" in result.stdout
+
+
+def test_the_player_path_stays_under_its_bytecode_ceilings(tmp_path: Path) -> None:
+    """`benchmarks.hotpath` counts bytecodes, not time, so its ceilings are enforced here:
+    a change that adds Python work to every round trip fails this test until it raises a
+    ceiling (deliberately, with its reason)."""
+    env = {**os.environ, "HEARTH_BENCH_RESULTS": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "benchmarks.hotpath", "--targets", "enforce"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=90)
+    assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    if sys.version_info[:2] == (3, 11):
+        assert "targets reported" not in result.stdout  # enforced, not only reported
