@@ -255,13 +255,15 @@ class Link(LinkInput):
         if not self.attached or self.server is None \
                 or not self.server.writable or self.frozen:
             return []
-        room = self.settings.inflight_window - len(self.inflight)
-        batch: list[InputItem] = []
-        while self.pending and room > 0:
-            item = self.pending.popleft()
-            self.inflight[item.seq] = item
-            batch.append(item)
-            room -= 1
+        pending, inflight = self.pending, self.inflight
+        room = self.settings.inflight_window - len(inflight)
+        if len(pending) <= room:  # (most pumps: all of it fits, taken in one step)
+            batch = list(pending)
+            pending.clear()
+        else:
+            batch = [pending.popleft() for _ in range(max(room, 0))]
+        for item in batch:
+            inflight[item.seq] = item
         if batch:
             self._send(DataIn(items=batch), flush=True)
         return self._take()
