@@ -14,6 +14,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SUITE = [
+    ("hotpath", []),
     ("ipc", []),
     ("startup", []),
     ("latency", []),
