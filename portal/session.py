@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from ipc.frames import SessionData, load_sync_data_into, sync_data_from
 
@@ -44,6 +44,13 @@ MSG_OUTPUT_FAILED = "Some output for you could not be shown (see `encoding`); it
 
 class PortalSession:
     protocol_key = "base"
+    # Whether this class overrides `input_answered` (set for each subclass): the handler
+    # calls it only then, since it runs for every answered input.
+    hears_answers: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.hears_answers = cls.input_answered is not PortalSession.input_answered
 
     def __init__(self) -> None:
         self.sessid = 0

@@ -173,7 +173,8 @@ class PortalSessionHandler:
             if session is not None:
                 session.cmd_total += 1
                 session.cmd_last = session.cmd_last_visible = when
-                session.input_answered()
+                if session.hears_answers:  # (most doors: a no-op not to call)
+                    session.input_answered()
 
     def _close_conn(self, conn_id: int, reason: str, refuse: bool, abort: bool) -> None:
         conn = self._conns.get(conn_id)

@@ -244,6 +244,9 @@ class TelnetSession(asyncio.Protocol, PortalSession):
             self._set_paused("early", True)
 
     def _write(self) -> None:
+        """Write what the parser holds. It is `flush_output` too: a write the handler still
+        has scheduled finds nothing left, and new output schedules one again."""
+        self._write_scheduled = False
         if self._held:  # a hand-over is deciding who writes next: keep it in the parser
             return
         data = self.telnet.data_to_send()
@@ -372,9 +375,7 @@ class TelnetSession(asyncio.Protocol, PortalSession):
             self._write_scheduled = True
             self._handler.write_soon(self)
 
-    def flush_output(self) -> None:
-        self._write_scheduled = False
-        self._write()
+    flush_output = _write  # (one call less per write)
 
     def at_sync(self) -> None:
         """The game may have changed the flags (a player's `encoding`): tell the parser."""
