@@ -66,6 +66,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+import msgspec
+
 from server import oob
 from server.accounts import ROLES, Account, AccountError
 from server.logins import LoginRefused, Logins
@@ -215,16 +217,16 @@ class Command:
         return "admin" if self.admin else self.perm
 
 
-@dataclass(slots=True)
-class Context:
-    """Everything a running command gets."""
+class Context(msgspec.Struct):
+    """Everything a running command gets. (A Struct, not a dataclass: one is made for
+    every command, and a Struct is made in C, in a third of the time.)"""
 
     session: ServerSession
     game: Game
     cmdname: str  # the word the player typed
     args: str  # the rest of the line, stripped (for a reply: the whole line)
     command: Command
-    data: dict[str, Any] = field(default_factory=dict)  # a reply's keywords from `ask`
+    data: dict[str, Any] = {}  # a reply's keywords from `ask` (a new dict for each)
 
     @property
     def caller(self) -> WorldObject:

@@ -7,22 +7,23 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Any
 
+import msgspec
+
 from server.world.objects import WorldObject
 
 State = tuple[bool, str, tuple[str, ...], str, type, WorldObject | None, WorldObject | None,
               WorldObject | None, tuple[tuple[str, str], ...] | None, bytes | None]
 
 
-class UndoLog:
-    """One command's savepoint: each touched object's state before its first write."""
+class UndoLog(msgspec.Struct):
+    """One command's savepoint: each touched object's state before its first write. (A
+    Struct: one is made for every command, and a Struct is made in C; each gets new,
+    empty dicts.)"""
 
-    __slots__ = ("kv", "objects", "saved", "timers")
-
-    def __init__(self) -> None:
-        self.saved: dict[int, State | None] = {}  # None: made by this command
-        self.objects: dict[int, WorldObject] = {}
-        self.timers: dict[int, Any] = {}  # timer id -> its row before (None: new)
-        self.kv: dict[str, Any] = {}  # key -> its pending write before (_NOT_PENDING)
+    saved: dict[int, State | None] = {}  # None: made by this command
+    objects: dict[int, WorldObject] = {}
+    timers: dict[int, Any] = {}  # timer id -> its row before (None: new)
+    kv: dict[str, Any] = {}  # key -> its pending write before (_NOT_PENDING)
 
 
 _undo: ContextVar[UndoLog | None] = ContextVar("hearth_world_undo", default=None)
