@@ -417,7 +417,7 @@ async def prompt_of(page: Any) -> str:
 
 def test_the_page_resets_its_prompt_and_shows_no_empty_line_after_a_hidden_one(
         game: GameRunner) -> None:
-    from tests.integration.test_web_browser import type_line, wait_output, wait_status
+    from tests.integration.test_web_browser import WAIT_MS, type_line, wait_output, wait_status
 
     port = game.status()["ports"]["web"]
 
@@ -434,7 +434,12 @@ def test_the_page_resets_its_prompt_and_shows_no_empty_line_after_a_hidden_one(
             await page.wait_for_function(
                 "() => document.getElementById('prompt').textContent === 'Password:'")
             assert await page.get_attribute("#input", "type") == "password"
+            opens = await page.evaluate("window.hearth.link.opens")
             await page.evaluate("window.hearth.link.transport.close()")  # the link drops
+            # (the status still says "connected" until the page sees the close: wait for
+            # the new connection itself, not for the status)
+            await page.wait_for_function("(n) => window.hearth.link.opens > n", arg=opens,
+                                         timeout=WAIT_MS)
             await wait_status(page, "connected")
             assert await prompt_of(page) == ">", "the prompt stayed after a reconnect"
             assert await page.get_attribute("#input", "type") == "text"
