@@ -120,6 +120,8 @@ async def listen(handler: PortalSessionHandler, settings: PortalSettings,
 
 # ---------------------------------------------------------------- reads, charged
 
+READ_SLICE = 16384  # bytes of a read handed to asyncssh per loop turn
+
 
 class ChargedReads(asyncio.Protocol):
     """Stands between an SSH connection's socket and asyncssh, and charges each read's
@@ -129,6 +131,10 @@ class ChargedReads(asyncio.Protocol):
     client is held back by TCP, so a flood of any kind (a line that never ends, key
     exchanges, window adjusts) costs the portal a bounded share of a core.
 
+    A read is handed on `READ_SLICE` bytes per loop turn (the socket paused until the
+    read is used up), so one large read (a backlog the kernel held while the session
+    started) cannot hold the loop for its whole length in one turn.
+
     asyncssh does not pause its socket itself, so the rest is ours alone."""
 
     def __init__(self, inner: asyncio.Protocol, transport: asyncio.Transport,
@@ -137,8 +143,31 @@ class ChargedReads(asyncio.Protocol):
         self._transport = transport
         self._work = WorkBudget.full(share, burst, time.monotonic())
         self._resting = False
+        self._left = memoryview(b"")  # what of the last read is not handed on yet
 
     def data_received(self, data: bytes) -> None:
+        if len(data) > READ_SLICE:
+            self._left = memoryview(data)[READ_SLICE:]
+            data = data[:READ_SLICE]
+            self._transport.pause_reading()
+            asyncio.get_running_loop().call_soon(self._next_slice)
+        self._feed(data)
+
+    def _next_slice(self) -> None:
+        left = self._left
+        if not left or self._transport.is_closing():
+            self._left = memoryview(b"")
+            return
+        if self._resting:  # `_rested` goes on from here
+            return
+        data, self._left = bytes(left[:READ_SLICE]), left[READ_SLICE:]
+        if self._left:
+            asyncio.get_running_loop().call_soon(self._next_slice)
+        elif not self._resting:
+            self._transport.resume_reading()
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
         start = time.perf_counter()
         try:
             self._inner.data_received(data)
@@ -152,7 +181,11 @@ class ChargedReads(asyncio.Protocol):
 
     def _rested(self) -> None:
         self._resting = False
-        if not self._transport.is_closing():
+        if self._transport.is_closing():
+            return
+        if self._left:
+            self._next_slice()
+        else:
             self._transport.resume_reading()
 
     def eof_received(self) -> bool | None:
