@@ -53,9 +53,7 @@ def printable_pattern(keys: Iterable[str]) -> re.Pattern[str]:
     while start < _LIMIT:
         found = table.find(1, start, _LIMIT)
         start = _LIMIT if found < 0 else found
-        end = table.find(0, start)
-        if end < 0:  # (not reached: the table ends in unprintable code points)
-            end = _TABLE_END
+        end = table.find(0, start)  # (found: the table ends in unprintable code points)
         parts.append(_escape(start))
         if start != end - 1:
             parts.append("-" + _escape(end - 1))

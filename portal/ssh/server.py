@@ -163,7 +163,7 @@ class ChargedReads(asyncio.Protocol):
         data, self._left = bytes(left[:READ_SLICE]), left[READ_SLICE:]
         if self._left:
             asyncio.get_running_loop().call_soon(self._next_slice)
-        elif not self._resting:
+        else:
             self._transport.resume_reading()
         self._feed(data)
 
