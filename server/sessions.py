@@ -36,9 +36,11 @@ from ipc.frames import (
     SSync,
     counts_as_command,
 )
+from ipc.marker import Slot
 from server import oob
 from server.api import Context, Game, Registry
 from server.session import ASK_KEY, ServerSession
+from server.world.undo import SYNC
 
 if TYPE_CHECKING:
     from server.world.world import World
@@ -51,14 +53,15 @@ ERROR_MESSAGE = ("|rAn error occurred while running that command; it was logged,
 
 
 class SeqMarker(Protocol):
-    """Where the server notes the input it is running (so a hang names its culprit)."""
+    """Where the server notes the input it is running (so a hang names its culprit):
+    `slot[0] = seq` (`ipc.marker.FileMarker`)."""
 
-    def set(self, seq: int) -> None: ...
+    slot: Slot
 
 
 class NoMarker:
-    def set(self, seq: int) -> None:
-        pass
+    def __init__(self) -> None:
+        self.slot: Slot = [0]
 
 
 class ServerSessionHandler:
@@ -91,6 +94,7 @@ class ServerSessionHandler:
         self._acks: list[int] = []
         self._dirty: dict[int, ServerSession] = {}
         self._flush_scheduled = False
+        self._now = 0.0  # see `receive_input`
         self._loop: asyncio.AbstractEventLoop | None = None  # see `_schedule_flush`
         self._busy: dict[int, deque[InputItem]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -192,6 +196,7 @@ class ServerSessionHandler:
 
     def receive_input(self, items: Iterable[InputItem]) -> None:
         busy, run = self._busy, self._run
+        self._now = time.time()  # when these lines arrived: each command's `cmd_last`
         for item in items:
             queue = busy.get(item.sessid) if busy else None
             if queue is not None:
@@ -335,9 +340,9 @@ class ServerSessionHandler:
         if session is None:
             self._ack(seq)
             return
-        world, marks, text = self.world, self._out_marks, item.cmdname == "text"
-        self._marker.set(seq)
-        mark = None if world is None else world.begin_command()
+        marks, text = self._out_marks, item.cmdname == "text"
+        self._marker.slot[0] = seq
+        SYNC.append(None)  # `World.begin_command`: the savepoint (a log at its first write)
         marks.append(len(self._out))
         try:
             pending = self._run_command(session, item) if text else self._call(session, item)
@@ -346,9 +351,10 @@ class ServerSessionHandler:
             pending = None
         finally:
             marks.pop()
-            if mark is not None:
-                world.end_command(mark)  # type: ignore[union-attr]
-            self._marker.set(0)
+            undo = SYNC.pop()
+            if undo is not None and self.world is not None:
+                self.world.release_log(undo)
+            self._marker.slot[0] = 0
         if pending is not None:
             self._busy[item.sessid] = deque()
             self._idle.clear()
@@ -360,7 +366,7 @@ class ServerSessionHandler:
             args = item.args
             if not (len(args) == 1 and args[0] == "idle"):  # `counts_as_command`
                 session.cmd_total += 1
-                session.cmd_last = session.cmd_last_visible = time.time()
+                session.cmd_last = session.cmd_last_visible = self._now
         if seq:
             self._acks.append(seq)
             if not self._flush_scheduled:
@@ -369,13 +375,15 @@ class ServerSessionHandler:
     async def _await(
         self, session: ServerSession, item: InputItem, pending: Awaitable[None]
     ) -> None:
-        mark = self._savepoint()  # this task's own (the undo log is a context variable)
+        world = self.world
+        mark = None if world is None else world.begin_task()  # this task's own savepoint
         try:
             await pending
         except (Exception, SystemExit):  # a command calling sys.exit() ends only itself
             self._report_error(session, item, sync=False)
         finally:
-            self._release(mark)
+            if world is not None and mark is not None:
+                world.end_task(mark)
         self._finish(session, item)
         queue = self._busy.pop(item.sessid, deque())
         if not self._busy:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import server.world.codec as codec
 from server.world.store import TimerRow
 from server.world.typeclasses import normalise
-from server.world.undo import _undo
+from server.world.undo import current
 
 if TYPE_CHECKING:
     from server.world.world import World
@@ -209,6 +209,6 @@ class Timers:
         self.on_change()
 
     def _save(self, tid: int, before: Timer | None) -> None:
-        undo = _undo.get()
+        undo = current()
         if undo is not None and tid not in undo.timers:
             undo.timers[tid] = before

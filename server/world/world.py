@@ -37,7 +37,7 @@ from server.world.typeclasses import (
     import_class,
     normalise,
 )
-from server.world.undo import State, UndoLog, _undo
+from server.world.undo import SYNC, State, UndoLog, _undo, current
 
 if TYPE_CHECKING:
     from server.session import ServerSession
@@ -295,7 +295,7 @@ class World:
         self._meta_dirty["next_id"] = self._next_id
         obj = cls(self, oid, str(key), self.typeclasses.note(cls))
         self.objects[oid] = obj
-        undo = _undo.get()
+        undo = current()
         if undo is not None:
             undo.saved[oid] = None
             undo.objects[oid] = obj
@@ -550,21 +550,43 @@ class World:
 
     # ------------------------------------------------------------ commands and commits
 
-    def begin_command(self) -> tuple[UndoLog, Token[UndoLog | None]]:
-        """A savepoint: writes from now on can be undone by `rollback_command`."""
-        # A new log every time, never a reused one: a task or a call_later the command
-        # starts keeps this context, and may still write into its log later.
-        undo = UndoLog()
-        return undo, _undo.set(undo)
+    def begin_command(self) -> int:
+        """A savepoint for a command that runs without awaiting: writes from now on can be
+        undone by `rollback_command`. (Its log is made at its first write.)"""
+        SYNC.append(None)
+        return len(SYNC)
 
-    def end_command(self, mark: tuple[UndoLog, Token[UndoLog | None]]) -> None:
+    def end_command(self, mark: int) -> None:
         """The savepoint is released; a command around it (an input run from inside
         another) can still undo these writes."""
-        undo = mark[0]
-        _undo.reset(mark[1])
+        undo = _pop(mark)
+        if undo is not None:
+            self.release_log(undo)
+
+    def rollback_command(self, mark: int) -> int:
+        """Undo every write since `begin_command` and release it; objects put back."""
+        undo = _pop(mark)
+        return 0 if undo is None else self._rollback(undo)
+
+    def begin_task(self) -> Token[UndoLog | None]:
+        """A savepoint for a command that awaits: its task's own log (a context variable)."""
+        # A new log every time, never a reused one: a task or a call_later the command
+        # starts keeps this context, and may still write into its log later.
+        return _undo.set(UndoLog())
+
+    def end_task(self, mark: Token[UndoLog | None]) -> None:
+        """`end_command` for `begin_task`'s savepoint."""
+        undo = _undo.get()
+        _undo.reset(mark)
+        if undo is not None:
+            self.release_log(undo)
+
+    def release_log(self, undo: UndoLog) -> None:
+        """A released savepoint's writes go to the one around it, which can still undo
+        them (nothing to do without one)."""
         if not (undo.saved or undo.timers or undo.kv):
             return  # (most commands write nothing: nothing to hand to an outer savepoint)
-        outer = _undo.get()
+        outer = current()
         if outer is not None:
             for oid, state in undo.saved.items():
                 if oid not in outer.saved:
@@ -575,15 +597,9 @@ class World:
             for key, value in undo.kv.items():
                 outer.kv.setdefault(key, value)
 
-    def rollback_command(self, mark: tuple[UndoLog, Token[UndoLog | None]]) -> int:
-        """Undo every write since `begin_command` and release it; objects put back."""
-        undo = mark[0]
-        _undo.reset(mark[1])
-        return self._rollback(undo)
-
     def rollback_current(self) -> int:
         """Undo the writes of the savepoint this code runs in (it stays open, empty)."""
-        undo = _undo.get()
+        undo = SYNC[-1] if SYNC else _undo.get()
         return 0 if undo is None else self._rollback(undo)
 
     def _rollback(self, undo: UndoLog) -> int:
@@ -625,7 +641,7 @@ class World:
         writes it at once) while this world takes no writes."""
         if not self.writable:
             return False
-        undo = _undo.get()
+        undo = current()
         if undo is not None and key not in undo.kv:
             undo.kv[key] = self._kv.get(key, _NOT_PENDING)
         self._kv[key] = blob
@@ -680,7 +696,7 @@ class World:
             raise ObjectDeleted(f"{obj!r} was deleted")
         if not self.writable:
             self._check_writable()
-        undo = _undo.get()
+        undo = current()
         if undo is not None and obj.id not in undo.saved:
             undo.saved[obj.id] = self._state(obj)
             undo.objects[obj.id] = obj
@@ -876,6 +892,14 @@ class World:
             self._gone.discard(obj.id)
         else:
             obj._alive = False
+
+
+def _pop(mark: int) -> UndoLog | None:
+    """The log of the synchronous savepoint `mark` (`begin_command`), released with any
+    left open inside it."""
+    undo = SYNC[mark - 1] if len(SYNC) >= mark else None
+    del SYNC[mark - 1:]
+    return undo
 
 
 def _within(place: WorldObject, container: WorldObject) -> bool:

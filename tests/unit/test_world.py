@@ -385,6 +385,56 @@ def test_roles_grant_revoke_and_include(dbpath: Path) -> None:
         store.close()
 
 
+def test_savepoints_keep_apart_awaiting_nested_and_plain_commands(world: World) -> None:
+    """An awaiting command's writes are undone when it fails, not a plain command's that
+    ran while it waited; a command run from inside another is undone with it."""
+    from server.sessions import ServerSessionHandler
+
+    hall = world.create(Room, "Hall")
+    world.commit()
+    registry = Registry()
+    handler: ServerSessionHandler | None = None
+
+    async def slow(ctx: Context) -> None:
+        world.create(Thing, "slow-before", location=hall)
+        await asyncio.sleep(0.01)
+        world.create(Thing, "slow-after", location=hall)
+        raise RuntimeError("after two writes")
+
+    def quick(ctx: Context) -> None:
+        world.create(Thing, f"quick-{ctx.args}", location=hall)
+        if ctx.args == "boom":
+            raise RuntimeError("after a write")
+
+    def outer(ctx: Context) -> None:
+        assert handler is not None
+        handler.run_input(ctx.session, "text", ["quick inner"], {})
+        world.create(Thing, "outer", location=hall)
+        if ctx.args == "boom":
+            raise RuntimeError("after its inner command wrote")
+
+    for name, func in (("slow", slow), ("quick", quick), ("outer", outer)):
+        registry.add_command(Command(name, func, logged_in=None))
+
+    async def scenario() -> None:
+        nonlocal handler
+        handler = ServerSessionHandler(registry, lambda frame: None)
+        handler.world = world
+        handler.game = FakeGame(world)  # type: ignore[assignment]
+        for sessid in (1, 2):
+            handler.connect(SessionData(sessid=sessid, protocol_key="telnet", address="x"))
+        handler.receive_input([InputItem(1, 1, "text", ["slow"], {})])
+        handler.receive_input([InputItem(2, 2, "text", ["quick kept"], {}),
+                               InputItem(3, 2, "text", ["quick boom"], {}),
+                               InputItem(4, 2, "text", ["outer kept"], {}),
+                               InputItem(5, 2, "text", ["outer boom"], {})])
+        assert await handler.wait_idle(5.0), "the awaiting command did not end in 5 s"
+
+    asyncio.run(scenario())
+    names = sorted(obj.key for obj in hall.contents)
+    assert names == ["outer", "quick-inner", "quick-kept"]
+
+
 def test_a_line_naming_an_exit_uses_it(world: World) -> None:
     from server.sessions import ServerSessionHandler
 
