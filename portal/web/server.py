@@ -8,12 +8,13 @@ OPEN, then frames the messages). No compression extension is offered: it would c
 zlib context (hundreds of KB) per idle session.
 
 Input gets telnet's budget (README, "Limits"): a websocket's bytes are parsed in slices
-(`portal.web.websocket.WebsocketInput`: `read_max_bytes` bytes and `read_max_steps` frames
-at most), one slice per loop turn, with reading paused while a backlog waits; pipelined
-HTTP requests are taken one per loop turn, after the answer to the one before. The time
-each slice or request takes is charged to the connection (`read_cpu_share` after
-`read_cpu_burst`, `portal.guard.WorkBudget`): one that used more rests, not reading,
-before its next. Nothing of a connection runs once it has closed.
+(`portal.web.websocket.WebsocketInput`: `read_max_bytes` bytes and `read_max_steps // 8`
+frames at most, a frame costing about eight telnet steps), one slice per loop turn, with
+reading paused while a backlog waits; pipelined HTTP requests are taken one per loop
+turn, after the answer to the one before. The time each slice or request takes is charged
+to the connection (`read_cpu_share` after `read_cpu_burst`, `portal.guard.WorkBudget`):
+one that used more rests, not reading, before its next. Nothing of a connection runs
+once it has closed.
 
 Sessions are resumed only by their own page (`portal.web.sessions`): our page sends its
 secret page id as a `hearth.secret.<id>` subprotocol offer (a header; the URL carries
@@ -58,7 +59,7 @@ from portal.web.sessions import (
     clean_csessid,
 )
 from portal.web.static import StaticFiles
-from portal.web.websocket import WebsocketInput
+from portal.web.websocket import FRAME_STEPS, WebsocketInput
 from portal.web.wire import FORMATS, SUBPROTOCOLS, V1, Message, choose_subprotocol, encode_array
 
 log = logging.getLogger(__name__)
@@ -442,7 +443,7 @@ class WebConnection(asyncio.Protocol):
                                  logger=WS_LOG)
         settings = self.server.settings
         self.wsin = WebsocketInput(self.ws, max_bytes=settings.read_max_bytes,
-                                   max_frames=settings.read_max_steps)
+                                   max_frames=max(1, settings.read_max_steps // FRAME_STEPS))
         self.pause(False, "http")
         self._open_session(request, address, protocol)
         if trailing:
