@@ -229,6 +229,18 @@ def test_one_players_output_failure_does_not_raise() -> None:
     assert len(session.sent) == 2 and "could not be shown" in session.sent[0]
 
 
+def test_a_rest_is_never_shorter_than_the_loop_s_timers_can_wait() -> None:
+    """A rest under a millisecond fired at once and the connection asked again: a NUL
+    flood resting 0.3 ms at a time spun the portal at 85% of a core."""
+    from portal.guard import MIN_REST, WorkBudget
+
+    budget = WorkBudget.full(0.05, 0.0, now=0.0)
+    budget.spend(0.000015, 0.0)  # one slice of NULs: 15 µs, 0.3 ms of rest at 5%
+    assert budget.delay(0.0) == MIN_REST >= 0.002
+    assert budget.delay(0.0003) == MIN_REST  # still overdrawn a hair: still a whole rest
+    assert budget.delay(0.000301) == 0.0
+
+
 def test_work_budget_rests_a_connection_that_took_more_than_its_share() -> None:
     from portal.guard import WorkBudget
 
