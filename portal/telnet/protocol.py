@@ -65,6 +65,18 @@ class TelnetProtocol(Negotiation, TelnetParser):
     write whatever `data_to_send()` returns after any call.
     """
 
+    # Every attribute of the three layers, in slots: one connection's state is one block
+    # of memory (no dict), which the player path reads on every line.
+    __slots__ = (
+        "_after_cr", "_charset_waiting", "_clock", "_closed", "_codec", "_codec_for",
+        "_compressed_pending", "_compressor", "_discarded", "_eof", "_events",
+        "_flags_touched", "_him", "_in", "_in_pos", "_initiated", "_line", "_line_started",
+        "_line_timeout", "_max_bytes", "_max_line", "_max_steps", "_max_subneg",
+        "_mccp_starts", "_mssp", "_mssp_sent", "_neg_cmd", "_out", "_pending", "_plain_max",
+        "_refused", "_reported", "_sb", "_sb_opt", "_sb_overflow", "_server_name", "_state",
+        "_ttype_names", "_ttype_waiting", "_us", "_want_echo", "flags", "settled",
+    )
+
     def __init__(
         self,
         *,

@@ -774,11 +774,11 @@ def test_oob_flag_follows_options() -> None:
 
 
 def test_internal_error_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
-    def boom() -> None:
+    def boom(self: TelnetProtocol) -> None:
         raise RuntimeError("bug")
 
     proto = started()
-    monkeypatch.setattr(proto, "_end_line", boom)
+    monkeypatch.setattr(TelnetProtocol, "_end_line", boom)  # (a slotted instance takes none)
     proto.receive_data(b"a\n")
     (event,) = proto.events_received()
     assert isinstance(event, ProtocolError)
