@@ -43,6 +43,13 @@ MSG_OUTPUT_FAILED = "Some output for you could not be shown (see `encoding`); it
 
 
 class PortalSession:
+    # What the player path reads on every line, in slots (with a `__dict__` for the
+    # rest, `protocol_key` among it): a session's hot state is one block of memory.
+    __slots__ = (  # noqa: RUF023 (the order is the layout: what each line reads comes first)
+        "sessid", "guard_state", "_paused", "cmd_total", "cmd_last", "cmd_last_visible",
+        "protocol_flags", "logged_in", "address", "csessid", "uid", "uname", "conn_time",
+        "server_data", "sessionhandler", "gone", "output_failed", "__dict__", "__weakref__",
+    )
     protocol_key = "base"
     # Whether this class overrides `input_answered` (set for each subclass): the handler
     # calls it only then, since it runs for every answered input.

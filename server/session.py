@@ -97,6 +97,15 @@ class TrackedDict(dict[str, Any]):
 class ServerSession:
     """One player connection as the game sees it."""
 
+    # Its state in slots, which every command reads (a game may still set attributes of
+    # its own: they go to `__dict__`), so a session is one block of memory.
+    __slots__ = (  # noqa: RUF023 (the order is the layout: what each command reads first)
+        "sessid", "logged_in", "server_data", "sessionhandler", "cmd_total", "cmd_last",
+        "cmd_last_visible", "puppet", "protocol_key", "address", "csessid", "uid", "uname",
+        "conn_time", "protocol_flags", "ndb", "dirty", "_synced", "_oob", "__dict__",
+        "__weakref__",
+    )
+
     def __init__(self) -> None:
         self.sessid = 0
         self.protocol_key = ""

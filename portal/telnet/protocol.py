@@ -67,14 +67,14 @@ class TelnetProtocol(Negotiation, TelnetParser):
 
     # Every attribute of the three layers, in slots: one connection's state is one block
     # of memory (no dict), which the player path reads on every line.
-    __slots__ = (
-        "_after_cr", "_charset_waiting", "_clock", "_closed", "_codec", "_codec_for",
-        "_compressed_pending", "_compressor", "_discarded", "_eof", "_events",
-        "_flags_touched", "_him", "_in", "_in_pos", "_initiated", "_line", "_line_started",
-        "_line_timeout", "_max_bytes", "_max_line", "_max_steps", "_max_subneg",
-        "_mccp_starts", "_mssp", "_mssp_sent", "_neg_cmd", "_out", "_pending", "_plain_max",
-        "_refused", "_reported", "_sb", "_sb_opt", "_sb_overflow", "_server_name", "_state",
-        "_ttype_names", "_ttype_waiting", "_us", "_want_echo", "flags", "settled",
+    __slots__ = (  # noqa: RUF023 (the order is the layout: what each line reads comes first)
+        "flags", "_codec_for", "_codec", "_out", "_compressor", "_closed",
+        "_compressed_pending", "_plain_max", "_line", "_discarded", "_state", "_after_cr",
+        "_flags_touched", "_events", "_eof", "_in", "_in_pos", "_max_bytes", "_max_steps",
+        "_max_line", "_line_started", "_line_timeout", "_clock", "_charset_waiting", "_him",
+        "_us", "_initiated", "_max_subneg", "_mccp_starts", "_mssp", "_mssp_sent", "_neg_cmd",
+        "_pending", "_refused", "_reported", "_sb", "_sb_opt", "_sb_overflow", "_server_name",
+        "_ttype_names", "_ttype_waiting", "_want_echo", "settled",
     )
 
     def __init__(

@@ -44,6 +44,13 @@ class TelnetSession(asyncio.Protocol, PortalSession):
     stops the backlog from being parsed.
     """
 
+    __slots__ = (  # noqa: RUF023 (the order is the layout: what each line reads comes first)
+        "_work", "telnet", "_announced_to_handler", "_handler", "_write_scheduled", "_held",
+        "transport", "_more_scheduled", "_on_closed", "_key", "_negotiation_timeout",
+        "_timer", "_early_input", "_admitted", "_counted", "moved_in", "_moving", "moved_out",
+        "late_output", "_delayed", "_telnet_flags",
+    )
+
     def __init__(
         self,
         handler: PortalSessionHandler,

@@ -17,6 +17,7 @@ from portal import memory
 from portal.guard import PortalGuard
 from portal.main import PortalProcess
 from portal.sessions import PortalSessionHandler
+from server.session import ServerSession
 from tests.unit.test_guard import Clock, FakeSession
 
 
@@ -168,6 +169,33 @@ def test_the_portal_forgets_each_telnet_connection_as_it_closes(tmp_path: Path) 
     old = portal.connections
     portal.handler.release_memory("test")
     assert portal.connections is not old  # rebuilt, and still the one closing sessions use
+
+
+def test_a_connection_s_state_lives_in_slots(tmp_path: Path) -> None:
+    """Issue 24: the player path reads a session and its telnet parser on every line, and
+    a dict per object scattered that state (in-process, the portal's CPU per round trip at
+    1,000 players fell by a third with the parser in slots). An attribute added without
+    its slot would go to `__dict__` unseen: this names it."""
+    env = ChildEnv(game_dir=tmp_path, secret="s", control_socket=tmp_path / "c.sock",
+                   portal_socket=tmp_path / "p.sock", state_dir=tmp_path, parent_pid=1)
+
+    async def connect() -> Any:
+        portal = PortalProcess(env, Settings(portal=PortalSettings(negotiation_timeout=0.01)))
+        session = portal.telnet_session("telnet")
+        session.connection_made(FakeTransport("10.4.0.1"))  # type: ignore[arg-type]
+        await asyncio.sleep(0.05)  # the client answers nothing: negotiation times out
+        session.data_received(b"look\r\n")
+        session.send_text("You see a hearth.")
+        session.flush_output()
+        return session
+
+    session = asyncio.run(connect())
+    assert session._announced_to_handler
+    assert vars(session) == {"protocol_key": "telnet"}  # (a class attribute, set per door)
+    assert vars(session.telnet) == {}
+    server_side = ServerSession()
+    server_side.msg("hi")  # (no handler: nothing sent)
+    assert vars(server_side) == {}
 
 
 def test_an_inherited_listener_keeps_the_listen_backlog(tmp_path: Path) -> None:
