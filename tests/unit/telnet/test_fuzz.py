@@ -126,3 +126,46 @@ def test_parser_recovers_after_garbage(garbage: list[bytes]) -> None:
     events = proto.events_received()
     assert_healthy(proto, events)
     assert events[-1] == LineReceived("hello")
+
+
+ENCODINGS = st.sampled_from(["utf-8", "latin-1", "cp1252", "cp437", "koi8-r", "shift_jis",
+                             "big5", "mac-roman", "iso8859-7", "ascii"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(ENCODINGS, st.text(st.characters(blacklist_categories=["Cs"]), max_size=40))
+def test_text_in_any_encoding_reads_and_writes_as_the_codec_says(encoding: str,
+                                                                  text: str) -> None:
+    """Issue 24: plain ASCII skips the ENCODING lookup both ways (every allowed encoding
+    reads and writes ASCII unchanged). What the player gets, and what the game gets from a
+    line, is still exactly what the codec makes of it, ASCII or not, on the one-read path
+    and on the parser's."""
+    text = text.replace("\r", "").replace("\n", "")
+    proto = new_protocol()
+    proto.update_flags({"ENCODING": encoding})
+    proto.data_to_send()
+    proto.send_text(text, False, True)
+    wanted = text.encode(encoding, "replace").replace(bytes((IAC,)), bytes((IAC, IAC)))
+    assert proto.data_to_send() == wanted + b"\r\n"
+    raw = text.encode(encoding, "replace")
+    if bytes((IAC,)) in raw or b"\x00" in raw or not raw.strip(b" "):
+        return  # (telnet commands and NULs are the parser's other tests)
+    try:
+        read = raw.decode(encoding)
+    except UnicodeDecodeError:
+        return
+    whole = [e.text for e in proto_lines(encoding, [raw + b"\r\n"])]
+    split = [e.text for e in proto_lines(encoding, [raw[:1], raw[1:] + b"\r\n"])]
+    assert whole == split == [read]
+
+
+def proto_lines(encoding: str, chunks: list[bytes]) -> list[LineReceived]:
+    proto = TelnetProtocol()  # (lines up to 4 KB: the text is 40 characters at most)
+    proto.initiate()
+    proto.update_flags({"ENCODING": encoding})
+    proto.settle()
+    proto.receive_data(b"x\r\n")  # (the flags are reported: from here a line is plain)
+    proto.events_received()
+    for chunk in chunks:
+        proto.receive_data(chunk)
+    return [e for e in proto.events_received() if isinstance(e, LineReceived)]
