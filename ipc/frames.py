@@ -13,7 +13,7 @@ evolution rules). A connection opens with `Hello`; the answer is `Welcome` or `R
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import msgspec
 
@@ -64,10 +64,14 @@ def load_sync_data_into(session: object, data: SessionData, fields: tuple[str, .
         setattr(session, name, getattr(data, name))
 
 
+IDLE_ARGS: Final = ["idle"]  # the keep-alive's arguments (compare, never change)
+
+
 def counts_as_command(cmdname: str, args: list[Any]) -> bool:
     """Whether an answered input counts in `cmd_total` and `cmd_last` (Evennia's rule:
-    text, except the keep-alive "idle"); portal and server both count by this rule."""
-    return cmdname == "text" and not (len(args) == 1 and args[0] == "idle")
+    text, except the keep-alive "idle"); portal and server both count by this rule, the
+    player path inline as `args != IDLE_ARGS` (one list compare)."""
+    return cmdname == "text" and args != IDLE_ARGS
 
 
 # ---------------------------------------------------------------- handshake (both links)

@@ -34,6 +34,7 @@ from enum import StrEnum
 from typing import Any
 
 from ipc.frames import (
+    IDLE_ARGS,
     Ack,
     AdminRequest,
     CommandCount,
@@ -471,8 +472,7 @@ class Link(LinkInput):
             peer = peers.get(item.sessid)
             if peer is None:
                 continue  # the session went away; its inputs were uncounted then
-            args = item.args  # `counts_as_command`, inline: this runs for every answer
-            if item.cmdname == "text" and not (len(args) == 1 and args[0] == "idle"):
+            if item.cmdname == "text" and item.args != IDLE_ARGS:  # `counts_as_command`
                 done.append(item.sessid)
             peer.held -= 1  # `_release_peer`, with the total counted down once
             released += 1

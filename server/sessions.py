@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ipc.frames import (
+    IDLE_ARGS,
     Ack,
     DataOut,
     Frame,
@@ -202,7 +203,8 @@ class ServerSessionHandler:
             if queue is not None:
                 queue.append(item)
             else:
-                run(item)
+                run(item)  # (it notes its seq in the marker, for the supervisor's hang watch)
+        self._marker.slot[0] = 0  # no input runs now (once per read, not per command)
 
     # ------------------------------------------------------------ to the portal
 
@@ -354,7 +356,6 @@ class ServerSessionHandler:
             undo = SYNC.pop()
             if undo is not None and self.world is not None:
                 self.world.release_log(undo)
-            self._marker.slot[0] = 0
         if pending is not None:
             self._busy[item.sessid] = deque()
             self._idle.clear()
@@ -362,11 +363,9 @@ class ServerSessionHandler:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             return
-        if text:
-            args = item.args
-            if not (len(args) == 1 and args[0] == "idle"):  # `counts_as_command`
-                session.cmd_total += 1
-                session.cmd_last = session.cmd_last_visible = self._now
+        if text and item.args != IDLE_ARGS:  # `counts_as_command`, inline
+            session.cmd_total += 1
+            session.cmd_last = session.cmd_last_visible = self._now
         if seq:
             self._acks.append(seq)
             if not self._flush_scheduled:
