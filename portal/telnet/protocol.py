@@ -159,15 +159,12 @@ class TelnetProtocol(Negotiation, TelnetParser):
             return None
         # (no line is under way, so there is none to expire or to time: `_line_started`
         # is None already)
-        if data.isascii():  # every ENCODING reads ASCII unchanged (`text_encoding`)
-            text = data[:end].decode("ascii")
-        else:
-            name = self.flags.get("ENCODING", "utf-8")  # `_text_codec`, inline
-            try:
-                text = data[:end].decode(self._codec if name is self._codec_for
-                                         else self._text_codec())
-            except UnicodeDecodeError:
-                return None  # the parser says so, the usual way
+        name = self.flags.get("ENCODING", "utf-8")  # `_text_codec`, inline
+        try:
+            text = data[:end].decode(self._codec if name is self._codec_for
+                                     else self._text_codec())
+        except UnicodeDecodeError:
+            return None  # the parser says so, the usual way
         self._after_cr = False  # the LF of this CR LF was taken with it
         return text
 
@@ -242,14 +239,11 @@ class TelnetProtocol(Negotiation, TelnetParser):
             text = text.replace("\r\n", "\n").replace("\n", "\r\n")
         if newline and text[-1:] == "\r":  # (slice and compare: half an `endswith`)
             text = text[:-1]
-        if text.isascii():  # (a flag of the string, no scan) every ENCODING writes ASCII
-            data = text.encode()  # unchanged (`text_encoding`), and ASCII holds no IAC
-        else:
-            name = self.flags.get("ENCODING", "utf-8")
-            data = text.encode(self._codec if name is self._codec_for else self._text_codec(),
-                               "replace")
-            if 255 in data:  # (an int: a memchr; `b"\xff" in data` is eight times slower)
-                data = data.replace(b"\xff", b"\xff\xff")
+        name = self.flags.get("ENCODING", "utf-8")
+        data = text.encode(self._codec if name is self._codec_for else self._text_codec(),
+                           "replace")
+        if 255 in data:  # (an int: a memchr; `b"\xff" in data` is eight times slower)
+            data = data.replace(b"\xff", b"\xff\xff")
         if prompt:
             data += self._prompt_mark()
         if self._compressor is None and not self._closed:
