@@ -303,6 +303,8 @@ def main() -> None:
                              f"1-client p50 > {FLOOR_P50}x (targets then only reported)")
     add_targets_option(parser)
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.clients is None:
         args.clients = "1,100" if args.check else "1,10,100,300,1000"
     if args.check:
