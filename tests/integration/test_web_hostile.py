@@ -55,20 +55,24 @@ async def watch_rss(pid: int, stop: asyncio.Event) -> int:
     return peak
 
 
-async def settles(pid: int, within: float = 10.0) -> float:
-    """The portal's CPU share (%) in the first 0.5 s window under 10%, or the last one.
+SETTLED = 30.0  # (% of a core) what the portal may still use once an attack has ended
 
-    After the pipelined ajax input the portal may spend 10-14% for a few seconds; on a
-    loaded 2-core machine that lasted up to 6 s, at 7dcce81 as after it, so 5 s failed now
-    and then. An attack that leaves the portal busy (the 100% this guards against) fails
-    as before."""
+
+async def settles(pid: int, within: float = 10.0) -> float:
+    """The portal's CPU share (%) in the first 0.5 s window under `SETTLED`, or the last.
+
+    After the pipelined ajax input the portal still parses what the attacker left unread,
+    at its CPU share: 10-14% for a few seconds on a loaded 2-core machine, and on a slower
+    one (2026-12-07) 14-16% for over 10 s in full runs of the suite (alone it settled at
+    once; `benchmarks.hostile` saw 13-15% after its ajax patterns at 3d4120d as after it).
+    An attack that leaves the portal busy (the 100% this guards against) fails as before."""
     proc, share = psutil.Process(pid), 100.0
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         before = sum(proc.cpu_times()[:2])
         await asyncio.sleep(0.5)
         share = 200.0 * (sum(proc.cpu_times()[:2]) - before)
-        if share < 10:
+        if share < SETTLED:
             break
     return share
 
@@ -83,8 +87,8 @@ async def under_attack(game: GameRunner, status: dict[str, Any], attacks: list[A
     for attack in attacks:
         await attack()
         share = await settles(portal)
-        assert share < 10, f"{attack.__name__}: the portal still used {share:.0f}% of a " \
-                           "core 5 s after the attacker closed"
+        assert share < SETTLED, f"{attack.__name__}: the portal still used {share:.0f}% " \
+                                "of a core 10 s after the attacker closed"
     stop.set()
     await witness.finish()
     assert witness.worst < WORST, f"a witness ping waited {witness.worst:.2f}s"
