@@ -778,7 +778,7 @@ def test_internal_error_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) 
         raise RuntimeError("bug")
 
     proto = started()
-    monkeypatch.setattr(TelnetProtocol, "_end_line", boom)  # (a slotted instance takes none)
+    monkeypatch.setattr(TelnetProtocol, "_end_line", boom)  # (on the class, as a method)
     proto.receive_data(b"a\n")
     (event,) = proto.events_received()
     assert isinstance(event, ProtocolError)
